@@ -1,0 +1,1 @@
+"""nightshift flows."""

@@ -1,0 +1,113 @@
+"""The one exception tree of nightshift.
+
+    NightshiftError
+    ├── ConfigError                 bad input from a person or a config; never retried
+    │   ├── ContextError            bad glob, path escaping the repository, unreadable repo
+    │   ├── PromptTemplateError     missing/broken jinja2 template or undefined variable
+    │   └── AgentNotFoundError      the agent CLI binary is not installed
+    ├── AgentRunError               an agent run that did not succeed (carries the outcome)
+    │   ├── TransientAgentError     worth a retry: API 429/5xx/529, a crashed CLI
+    │   │   └── RateLimitedError    quota / usage limit: the budget guard cools off
+    │   ├── AgentFailedError        the stream reported an error that a retry will not fix
+    │   ├── AgentTimeoutError       our timeout fired; the process group was stopped
+    │   └── AgentCancelledError     cancelled on request; the process group was stopped
+    ├── OutputError                 the agent's output did not validate (raw output kept)
+    ├── StreamParseError            a corrupt stream-json line (the line is attached)
+    └── BudgetRefusedError          the budget guard refused to launch an agent
+
+`is_retryable(exc)` is the single retry policy: Prefect's `retry_condition_fn` calls it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nightshift.agents.base import AgentOutcome
+
+
+class NightshiftError(Exception):
+    """Base of every error nightshift raises on purpose."""
+
+
+class ConfigError(NightshiftError):
+    """Bad input or configuration: a retry cannot help."""
+
+
+class ContextError(ConfigError):
+    def __init__(self, message: str, *, path: str | None = None, pattern: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pattern = pattern
+
+
+class PromptTemplateError(ConfigError):
+    def __init__(self, message: str, *, template: str | None = None) -> None:
+        super().__init__(message)
+        self.template = template
+
+
+class AgentNotFoundError(ConfigError):
+    def __init__(self, message: str, *, binary: str | None = None) -> None:
+        super().__init__(message)
+        self.binary = binary
+
+
+class AgentRunError(NightshiftError):
+    """An agent run that did not end in a successful `result`."""
+
+    def __init__(self, message: str, *, outcome: AgentOutcome | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+    @property
+    def api_error_status(self) -> int | None:
+        return self.outcome.api_error_status if self.outcome else None
+
+    @property
+    def stderr_tail(self) -> str:
+        return self.outcome.stderr_tail if self.outcome else ""
+
+
+class TransientAgentError(AgentRunError):
+    """Worth retrying: rate limits, overloaded or failing API, a CLI that crashed."""
+
+
+class RateLimitedError(TransientAgentError):
+    """Quota or usage limit reached: further launches should cool off."""
+
+
+class AgentFailedError(AgentRunError):
+    """The agent's stream reported an error that a retry will not fix (e.g. HTTP 400)."""
+
+
+class AgentTimeoutError(AgentRunError):
+    """The run exceeded its timeout and its process group was stopped."""
+
+
+class AgentCancelledError(AgentRunError):
+    """The run was cancelled and its process group was stopped."""
+
+
+class OutputError(NightshiftError):
+    def __init__(self, message: str, *, raw: str, errors: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.errors = errors or []
+
+
+class StreamParseError(NightshiftError):
+    def __init__(self, message: str, *, line: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class BudgetRefusedError(NightshiftError):
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """The retry policy: only transient agent failures are retried, never config errors."""
+    return isinstance(exc, TransientAgentError)
