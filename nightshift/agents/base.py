@@ -139,6 +139,16 @@ class AgentOutcome(BaseModel):
         return self.status == "success"
 
 
+class TranscriptEntry(BaseModel):
+    """One step of a conversation, CLI-neutral, for people to read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "assistant", "user", "tool", "result"]
+    kind: str = Field(description="text, tool_use, tool_result, thinking, init, result, error")
+    text: str
+
+
 class StreamParser(Protocol):
     """Stateful reader of one run's stdout."""
 
@@ -166,4 +176,8 @@ class AgentAdapter(Protocol):
 
     def raise_for_outcome(self, outcome: AgentOutcome) -> None:
         """Raise the matching error of `nightshift.errors` unless the outcome is a success."""
+        ...
+
+    def transcript(self, outcome: AgentOutcome) -> list[TranscriptEntry]:
+        """The run's conversation as CLI-neutral entries."""
         ...

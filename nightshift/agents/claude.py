@@ -20,7 +20,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from nightshift.agents.base import AgentOutcome, AgentRequest, Denial, StreamEvent, Usage
+from nightshift.agents.base import (
+    AgentOutcome,
+    AgentRequest,
+    Denial,
+    OutcomeStatus,
+    StreamEvent,
+    TranscriptEntry,
+    Usage,
+)
 from nightshift.agents.claude_events import (
     ApiRetryEvent,
     AssistantEvent,
@@ -28,7 +36,11 @@ from nightshift.agents.claude_events import (
     InitEvent,
     ResultEvent,
     TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
     UnknownEvent,
+    UserEvent,
     parse_event,
 )
 from nightshift.errors import (
@@ -58,16 +70,21 @@ class ClaudeSettings(BaseModel):
     base_url: str | None = Field(default=None, description="ANTHROPIC_BASE_URL; unset = Anthropic's API")
     api_key: SecretStr | None = Field(default=None, description="ANTHROPIC_API_KEY")
     fallback_model: str | None = Field(default=None, description="alias used when the model is overloaded")
+    max_api_retries: int | None = Field(
+        default=None, ge=0, description="CLAUDE_CODE_MAX_RETRIES: the CLI's own retries of a failed API call"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ClaudeSettings:
         env = os.environ if environ is None else environ
         key = env.get("ANTHROPIC_API_KEY")
         binary = env.get("NIGHTSHIFT_CLAUDE_BIN")
+        retries = env.get("CLAUDE_CODE_MAX_RETRIES")
         return cls(
             binary=Path(binary) if binary else None,
             base_url=env.get("ANTHROPIC_BASE_URL") or None,
             api_key=SecretStr(key) if key else None,
+            max_api_retries=int(retries) if retries else None,
         )
 
 
@@ -138,6 +155,8 @@ def build_env(
         env["ANTHROPIC_BASE_URL"] = settings.base_url
     if settings.api_key is not None:
         env["ANTHROPIC_API_KEY"] = settings.api_key.get_secret_value()
+    if settings.max_api_retries is not None:
+        env["CLAUDE_CODE_MAX_RETRIES"] = str(settings.max_api_retries)
     env |= request.extra_env
     env |= {name: value.get_secret_value() for name, value in request.secret_env.items()}
     return env
@@ -181,12 +200,13 @@ class ClaudeStreamParser:
 
     def outcome(self, process: ProcessResult, *, home: Path, cwd: Path) -> AgentOutcome:
         result = self.result
-        if result is not None:
-            status = "error" if result.is_error else "success"
-        elif process.stop_reason == "timeout":
-            status = "timeout"
-        elif process.stop_reason == "cancelled":
-            status = "cancelled"
+        status: OutcomeStatus
+        if result is not None and not result.is_error:
+            status = "success"
+        elif process.stop_reason != "exited":
+            status = process.stop_reason  # our stop came first; an error result is its consequence
+        elif result is not None:
+            status = "error"
         else:
             status = "crashed"
         errors = [str(e) for e in result.errors] if result else []
@@ -251,6 +271,39 @@ def raise_for_outcome(outcome: AgentOutcome) -> None:
     raise AgentFailedError(message, outcome=outcome)
 
 
+def transcript(events: list[StreamEvent]) -> list[TranscriptEntry]:
+    """Claude's events as a readable conversation (tool inputs as JSON, tool results as text)."""
+    entries: list[TranscriptEntry] = []
+    for event in events:
+        if isinstance(event, InitEvent):
+            text = f"session {event.session_id}, model {event.model}, claude {event.claude_code_version}"
+            entries.append(TranscriptEntry(role="system", kind="init", text=text))
+        elif isinstance(event, AssistantEvent):
+            if event.error:
+                entries.append(TranscriptEntry(role="assistant", kind="error", text=event.error))
+            for block in event.message.blocks:
+                if isinstance(block, TextBlock):
+                    entries.append(TranscriptEntry(role="assistant", kind="text", text=block.text))
+                elif isinstance(block, ToolUseBlock):
+                    call = f"{block.name} {json.dumps(block.input, ensure_ascii=False)}"
+                    entries.append(TranscriptEntry(role="assistant", kind="tool_use", text=call))
+                elif isinstance(block, ThinkingBlock):
+                    entries.append(TranscriptEntry(role="assistant", kind="thinking", text=block.thinking))
+        elif isinstance(event, UserEvent):
+            for block in event.message.blocks:
+                if isinstance(block, ToolResultBlock):
+                    entries.append(TranscriptEntry(role="tool", kind="tool_result", text=block.text))
+                elif isinstance(block, TextBlock):
+                    entries.append(TranscriptEntry(role="user", kind="text", text=block.text))
+        elif isinstance(event, ResultEvent):
+            text = (
+                f"{event.subtype} is_error={event.is_error} turns={event.num_turns}"
+                f" cost=${event.total_cost_usd}"
+            )
+            entries.append(TranscriptEntry(role="result", kind="result", text=text))
+    return entries
+
+
 class ClaudeAdapter:
     """`AgentAdapter` for Claude Code."""
 
@@ -276,6 +329,9 @@ class ClaudeAdapter:
 
     def raise_for_outcome(self, outcome: AgentOutcome) -> None:
         raise_for_outcome(outcome)
+
+    def transcript(self, outcome: AgentOutcome) -> list[TranscriptEntry]:
+        return transcript(outcome.events)
 
     @property
     def has_credentials(self) -> bool:

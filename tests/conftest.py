@@ -1,0 +1,71 @@
+"""Shared fixtures: an isolated Prefect home and harness, the real Claude Code binary, real git repos.
+
+Environment for Prefect is set before anything imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="nightshift-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_TMP / "prefect-home")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["PREFECT_LOGGING_TO_API_BATCH_INTERVAL"] = "0.3"
+os.environ["NIGHTSHIFT_STATE_DIR"] = str(_SESSION_TMP / "state")
+for _leak in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "PREFECT_API_URL"):
+    os.environ.pop(_leak, None)
+
+import pytest  # noqa: E402
+
+from nightshift.agents.claude import find_claude_binary  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> Path:
+    """The real, pinned Claude Code binary installed by scripts/setup.sh (never skipped)."""
+    return find_claude_binary()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "state"
+    monkeypatch.setenv("NIGHTSHIFT_STATE_DIR", str(path))
+    return path
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if commit:
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "initial")
+    return root
