@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from nightshift.agents.base import AgentRequest
 from nightshift.agents.claude import ClaudeAdapter, ClaudeSettings, build_argv, build_env, find_claude_binary
 from nightshift.runner import run_agent
-from nightshift.testing import FakeAnthropic, Text
+from nightshift.testing.fake_anthropic import FakeAnthropic, Text
 
 PROMPT = "Reply with the word ready."
 

@@ -4,7 +4,10 @@
     ├── ConfigError                 bad input from a person or a config; never retried
     │   ├── ContextError            bad glob, path escaping the repository, unreadable repo
     │   ├── PromptTemplateError     missing/broken jinja2 template or undefined variable
-    │   └── AgentNotFoundError      the agent CLI binary is not installed
+    │   ├── AgentNotFoundError      the agent CLI binary is not installed
+    │   ├── WorkspaceError          unknown repository, missing or dirty base branch, failed clone
+    │   ├── TestCommandError        the repository's test command is not found or not executable
+    │   └── SandboxError            the sandbox cannot be set up (no engine, no image, bad API upstream)
     ├── AgentRunError               an agent run that did not succeed (carries the outcome)
     │   ├── TransientAgentError     worth a retry: API 429/5xx/529, a crashed CLI
     │   │   └── RateLimitedError    quota / usage limit: the budget guard cools off
@@ -13,7 +16,13 @@
     │   └── AgentCancelledError     cancelled on request; the process group was stopped
     ├── OutputError                 the agent's output did not validate (raw output kept)
     ├── StreamParseError            a corrupt stream-json line (the line is attached)
-    └── BudgetRefusedError          the budget guard refused to launch an agent
+    ├── BudgetRefusedError          the budget guard refused to launch an agent
+    └── ChangeError                 a code-change run that ended without delivering its change
+        ├── TestsFailingError       the tests still fail after the last iteration
+        ├── PushRejectedError       the remote refused the push (hook, protection, non-fast-forward)
+        ├── PullRequestError        the hosting API refused the pull request or the review
+        ├── ApprovalRejectedError   a human rejected the change (their comment attached)
+        └── HumanTimeoutError       nobody answered a question or an approval in time
 
 `is_retryable(exc)` is the single retry policy: Prefect's `retry_condition_fn` calls it.
 """
@@ -106,6 +115,67 @@ class BudgetRefusedError(NightshiftError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class WorkspaceError(ConfigError):
+    """The repository or its base branch cannot be worked on as given."""
+
+    def __init__(self, message: str, *, repository: str | None = None) -> None:
+        super().__init__(message)
+        self.repository = repository
+
+
+class TestCommandError(ConfigError):
+    """The test command cannot run at all (not found, not executable): not a test failure."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def __init__(self, message: str, *, command: str) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class SandboxError(ConfigError):
+    """The sandbox a worker's profile asks for cannot be set up: never run unsandboxed instead."""
+
+    def __init__(self, message: str, *, backend: str | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class ChangeError(NightshiftError):
+    """A code-change run that stopped before its change was delivered; the workspace is kept."""
+
+
+class TestsFailingError(ChangeError):
+    __test__ = False
+
+    def __init__(self, message: str, *, iterations: int) -> None:
+        super().__init__(message)
+        self.iterations = iterations
+
+
+class PushRejectedError(ChangeError):
+    def __init__(self, message: str, *, branch: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.branch = branch
+        self.detail = detail
+
+
+class PullRequestError(ChangeError):
+    """The hosting service (GitHub) refused to open the pull request or to post the review."""
+
+
+class ApprovalRejectedError(ChangeError):
+    def __init__(self, message: str, *, comment: str = "") -> None:
+        super().__init__(message)
+        self.comment = comment
+
+
+class HumanTimeoutError(ChangeError):
+    def __init__(self, message: str, *, question: str) -> None:
+        super().__init__(message)
+        self.question = question
 
 
 def is_retryable(exc: BaseException) -> bool:

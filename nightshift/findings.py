@@ -7,7 +7,9 @@ import re
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 FindingSource = Literal["agent", "local", "hybrid"]
 
@@ -40,6 +42,14 @@ class Finding(BaseModel):
     title: str
     description: str = ""
     source: FindingSource = "agent"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fingerprint_is_not_input(cls, data: Any) -> Any:
+        """A dumped finding carries its fingerprint; it is recomputed, not read back."""
+        if isinstance(data, dict) and "fingerprint" in data:
+            data = {k: v for k, v in data.items() if k != "fingerprint"}
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -8,8 +8,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class TriageVerdict(BaseModel):
+    """The agent's verdict on one finding of the local analyzers (hybrid runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="the local finding's id as listed in the prompt, e.g. L3")
+    verdict: Literal["confirm", "dismiss"]
+    reason: str
+
+
 class _Report(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    triage: list[TriageVerdict] = Field(
+        default_factory=list, description="verdicts on the listed local-analyzer findings, when any are listed"
+    )
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

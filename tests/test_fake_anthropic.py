@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from nightshift.testing import (
+from nightshift.testing.fake_anthropic import (
+    AUXILIARY_TEXT,
+    EXHAUSTED_MESSAGE,
     FakeAnthropic,
     Hang,
     HttpError,
@@ -30,7 +32,6 @@ from nightshift.testing import (
     Turn,
     load_script,
 )
-from nightshift.testing.fake_anthropic import AUXILIARY_TEXT, EXHAUSTED_MESSAGE
 
 DEFAULT_CLAUDE_BIN = "/tmp/cc/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
 CLAUDE_BIN = Path(os.environ.get("NIGHTSHIFT_CLAUDE_BIN", DEFAULT_CLAUDE_BIN))
@@ -42,7 +43,7 @@ needs_claude = pytest.mark.skipif(not CLAUDE_BIN.exists(), reason=f"claude CLI n
 class ClaudeRun:
     returncode: int
     events: list[dict[str, Any]]
-    seconds: float
+    ended_at: float
     stderr: str
 
     @property
@@ -50,6 +51,10 @@ class ClaudeRun:
         results = [e for e in self.events if e.get("type") == "result"]
         assert results, f"no result event (rc={self.returncode}): {self.stderr[-2000:]}"
         return results[-1]
+
+    def seconds_after_first_request(self, api: FakeAnthropic) -> float:
+        """How long the run lasted once it reached the API (startup time varies with machine load)."""
+        return self.ended_at - api.requests[0].received_at
 
     def system(self, subtype: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == "system" and e.get("subtype") == subtype]
@@ -61,19 +66,20 @@ def run_claude(
     *args: str,
     prompt: str = "Say hello.",
     max_retries: int | None = 0,
+    extra_env: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> ClaudeRun:
     home, cwd = tmp_path / "home", tmp_path / "work"
     home.mkdir(exist_ok=True)
     cwd.mkdir(exist_ok=True)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), **api.cli_env(max_retries=max_retries)}
+    env.update(extra_env or {})
     command = [str(CLAUDE_BIN), "-p", "--output-format", "stream-json", "--verbose", "--model", "haiku"]
-    started = time.monotonic()
     proc = subprocess.run(
         [*command, *args], input=prompt, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return ClaudeRun(proc.returncode, events, time.monotonic() - started, proc.stderr)
+    return ClaudeRun(proc.returncode, events, time.time(), proc.stderr)
 
 
 # ----------------------------------------------------------------------------- with the real CLI
@@ -134,7 +140,7 @@ def test_write_tool_use_creates_the_file_then_answers(tmp_path: Path) -> None:
     assert run.result["result"] == "Wrote hello.txt."
     assert run.result["permission_denials"] == []
     first, second = api.main_requests
-    tool_use_id = _tool_use_ids(first_reply=run)[0]
+    tool_use_id = _tool_use_ids(run)[0]
     assert tool_use_id in json.dumps(second.body["messages"])
     assert (first.turn, second.turn) == (0, 1)
 
@@ -154,26 +160,38 @@ def test_parallel_tool_calls_in_one_turn(tmp_path: Path) -> None:
 @pytest.mark.slow
 @needs_claude
 def test_http_400_fails_fast(tmp_path: Path) -> None:
-    with FakeAnthropic([HttpError(status=400, message="prompt is too long")]) as api:
+    with FakeAnthropic([HttpError(status=400, message="fake bad request")]) as api:
         run = run_claude(api, tmp_path, max_retries=None)
 
-    assert run.seconds < 15
+    assert run.seconds_after_first_request(api) < 15
     assert (run.returncode, run.result["is_error"], run.result["api_error_status"]) == (1, True, 400)
-    assert "prompt is too long" in run.result["result"]
-    # The CLI repeats any 400 once without one beta header; the pinned turn answers the repeat too.
+    assert "fake bad request" in run.result["result"]
+    # The CLI repeats a 400 a few times with fewer betas and other tool settings, without backoff;
+    # the pinned turn answers every repeat.
     assert {r.turn for r in api.main_requests} == {0}
     assert api.turns_used == 1
 
 
 @pytest.mark.slow
 @needs_claude
-@pytest.mark.parametrize("status", [500, 529])
-def test_server_errors_fail_fast_with_max_retries_zero(tmp_path: Path, status: int) -> None:
-    with FakeAnthropic([HttpError(status=status)]) as api:
-        run = run_claude(api, tmp_path, max_retries=0)
+@pytest.mark.parametrize(
+    ("error", "max_retries"),
+    [
+        (HttpError(status=500), 0),
+        (HttpError(status=529), 0),
+        (HttpError(status=529, should_retry=False), None),
+        (HttpError(status=429, should_retry=False), None),
+    ],
+    ids=["500-max-retries-0", "529-max-retries-0", "529-x-should-retry-false", "429-x-should-retry-false"],
+)
+def test_retryable_errors_fail_fast_when_told_not_to_retry(
+    tmp_path: Path, error: HttpError, max_retries: int | None
+) -> None:
+    with FakeAnthropic([error]) as api:
+        run = run_claude(api, tmp_path, max_retries=max_retries)
 
-    assert run.seconds < 15
-    assert (run.result["is_error"], run.result["api_error_status"]) == (True, status)
+    assert run.seconds_after_first_request(api) < 15
+    assert (run.result["is_error"], run.result["api_error_status"]) == (True, error.status)
     assert len(api.main_requests) == 1
     assert run.system("api_retry") == []
 
@@ -195,7 +213,7 @@ def test_malformed_stream_gives_an_error_result(tmp_path: Path) -> None:
     with FakeAnthropic([MalformedSSE()]) as api:
         run = run_claude(api, tmp_path)
 
-    assert run.seconds < 15
+    assert run.seconds_after_first_request(api) < 15
     assert run.result["is_error"] is True
     assert run.returncode == 1
     # The CLI falls back to one non-streaming request, which is answered by the same turn.
@@ -204,21 +222,33 @@ def test_malformed_stream_gives_an_error_result(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @needs_claude
+def test_no_answer_times_out_with_api_timeout_ms(tmp_path: Path) -> None:
+    with FakeAnthropic([Hang()]) as api:
+        run = run_claude(api, tmp_path, extra_env={"API_TIMEOUT_MS": "2000"})
+
+    assert 2 <= run.seconds_after_first_request(api) < 15
+    assert (run.result["is_error"], run.result["api_error_status"]) == (True, None)
+    assert "timed out" in run.result["result"]
+    assert len(api.main_requests) == 1
+
+
+@pytest.mark.slow
+@needs_claude
 def test_exhausted_script_fails_fast_and_says_so(tmp_path: Path) -> None:
     with FakeAnthropic([]) as api:
         run = run_claude(api, tmp_path, max_retries=None)
 
-    assert run.seconds < 15
+    assert run.seconds_after_first_request(api) < 15
     assert run.result["is_error"] is True
     assert EXHAUSTED_MESSAGE in run.result["result"]
     assert api.main_requests
     assert all(r.turn is None for r in api.main_requests)
 
 
-def _tool_use_ids(first_reply: ClaudeRun) -> list[str]:
+def _tool_use_ids(run: ClaudeRun) -> list[str]:
     return [
         block["id"]
-        for event in first_reply.events
+        for event in run.events
         if event.get("type") == "assistant"
         for block in event["message"]["content"]
         if block["type"] == "tool_use"
@@ -334,10 +364,25 @@ def test_callable_responders() -> None:
         _, second = _post(api, "/v1/messages", {**CONVERSATION, "stream": True, "messages": [{}, {}, {}]})
     assert "3 messages" in second
 
-    with FakeAnthropic(lambda body: Text(text=body["model"])) as api:
+    with FakeAnthropic(lambda body: {"kind": "text", "text": body["model"]}) as api:
         replies = [_post(api, "/v1/messages", {**CONVERSATION, "stream": True})[1] for _ in range(3)]
     assert all("claude-haiku" in reply for reply in replies)
     assert api.turns_used == 3
+
+
+def test_a_failing_responder_answers_a_final_error() -> None:
+    def broken(body: dict[str, Any]) -> Turn:
+        raise KeyError("no such field")
+
+    with FakeAnthropic([broken]) as api:
+        conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=5)
+        conn.request("POST", "/v1/messages", json.dumps({**CONVERSATION, "stream": True}))
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        conn.close()
+
+    assert (response.status, response.getheader("x-should-retry")) == (500, "false")
+    assert "responder failed: KeyError('no such field')" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("after_headers", [False, True])
@@ -402,7 +447,12 @@ def test_command_line_entry(tmp_path: Path) -> None:
     script, log = tmp_path / "script.json", tmp_path / "requests.jsonl"
     script.write_text(json.dumps([{"kind": "text", "text": "from the command line"}]))
     command = [sys.executable, "-m", "nightshift.testing.fake_anthropic", "--port", "0"]
-    proc = subprocess.Popen([*command, "--script", str(script), "--log", str(log)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*command, "--script", str(script), "--log", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -413,10 +463,8 @@ def test_command_line_entry(tmp_path: Path) -> None:
         conn.close()
     finally:
         proc.send_signal(signal.SIGTERM)
-        returncode = proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _, stderr = proc.communicate(timeout=10)
 
-    assert returncode == 0
+    assert (proc.returncode, stderr) == (0, "")
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["kind"], r["turn"]) for r in records] == [("main", 0)]

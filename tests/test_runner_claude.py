@@ -18,7 +18,7 @@ from nightshift.agents.claude import ClaudeAdapter, ClaudeSettings
 from nightshift.errors import AgentFailedError, AgentTimeoutError, RateLimitedError
 from nightshift.process import StopPolicy, live_process_groups
 from nightshift.runner import run_agent, run_agent_checked
-from nightshift.testing import FakeAnthropic, Hang, HttpError, StructuredOutput, Text, ToolUse
+from nightshift.testing.fake_anthropic import FakeAnthropic, Hang, HttpError, StructuredOutput, Text, ToolUse
 
 pytestmark = pytest.mark.slow
 FAST_STOP = StopPolicy(interrupt_grace_s=1.0, terminate_grace_s=1.0, kill_grace_s=2.0)

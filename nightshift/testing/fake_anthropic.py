@@ -17,7 +17,7 @@ Facts verified against Claude Code 2.1.330 (`claude -p --output-format stream-js
   right after the `StructuredOutput` tool call (one request). Without that variable it also sends
   `GET /api/hello` first. Plain text, tool rounds (Write, Bash), auto mode (its classifier runs
   server-side and is never sent to a custom base URL) and `--model` choices sent no other request.
-  `--tools ""` sends a main request with no `tools`, so "has tools" is not a usable test.
+  `--tools ""` sends a main request with no `tools`, so "has tools" cannot tell main requests apart.
 - Auxiliary ("side query") requests exist in the binary (session titles, summaries, model
   validation...); they are non-streaming. Classification here: every streaming `/v1/messages`
   request is main-loop; a non-streaming one is main-loop only when it repeats the conversation of an
@@ -26,23 +26,33 @@ Facts verified against Claude Code 2.1.330 (`claude -p --output-format stream-js
 - Subagents (the `Agent` tool) send their own streaming requests (system block
   `cc_is_subagent=true`), in the background: they consume turns, in an order that races the parent.
   Use a callable responder for them.
-- Retries resend a byte-identical body (`X-Stainless-Retry-Count` stays 0; the CLI retries itself
-  and emits `system/api_retry` events). 429/500/529 are retried with backoff ~0.5 s, 1 s, 2 s...
-  (`retry-after: 0` is not honoured) up to 10 times. `CLAUDE_CODE_MAX_RETRIES=N` is honoured:
-  with 0 a 429/500/529 fails at once (`is_error: true`, `api_error_status` set, exit 1).
-- Any 400 is retried once, independent of `CLAUDE_CODE_MAX_RETRIES`, without the beta
-  `thinking-token-count-2026-05-13` (a gateway-compatibility fallback), then the run fails.
-- A broken or truncated event stream makes the CLI repeat the request non-streaming
-  (`stream: false`, `max_tokens` 64000, same messages); `CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK=1`
-  turns that off. Garbage in both yields `is_error: true` with `api_error_status: null`.
+- 429/500/529: the CLI retries with a byte-identical body (`X-Stainless-Retry-Count` stays 0; it
+  emits `system/api_retry` events), 10 times, backoff doubling from ~0.5 s to a cap of ~32-38 s:
+  about 3 minutes in all; `retry-after: 0` does not shorten it. Two ways to fail at once (one
+  request, `is_error: true`, `api_error_status` set, exit 1): `CLAUDE_CODE_MAX_RETRIES=0` (honoured;
+  N allows N retries), or the response header `x-should-retry: false` (`HttpError(should_retry=False)`).
+- 400: never backed off, but repeated at once ~5 times while the CLI drops betas
+  (`thinking-token-count-...`, then `thinking.display`, then `advanced-tool-use-...`, which also
+  changes `tools` and the `role: system` context message); `CLAUDE_CODE_MAX_RETRIES` does not
+  change that. A message containing "prompt is too long" is reworded by the CLI in `result`.
+- A broken or truncated event stream is not retried: the CLI repeats the request once
+  non-streaming (`stream: false`, `max_tokens` 64000, same messages; off with
+  `CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK=1`). Garbage in both gives `is_error: true`,
+  `api_error_status: null`.
+- No answer at all (`Hang()`): `API_TIMEOUT_MS=3000` with `CLAUDE_CODE_MAX_RETRIES=0` ends the run
+  after ~3 s ("Request timed out"); `CLAUDE_STREAM_FIRST_BYTE_TIMEOUT_MS` did not. A stall after
+  `message_start` (`Hang(after_headers=True)`) outlasted 45 s even with `API_TIMEOUT_MS` and
+  `CLAUDE_STREAM_IDLE_TIMEOUT_MS` set (the code clamps the idle timeout to >= 300 s): use it for
+  cancellation tests, not for error results.
 - `bypassPermissions` is refused when running as root.
 
-So that these retries do not eat the script, a failure turn (`HttpError`, `Hang`, `MalformedSSE`)
-is *pinned* to its conversation (model, system, messages, metadata; metadata holds the session id):
-a repeat of that conversation, streaming or not, is answered by the same turn again, `attempts`
-times in all (default: every repeat). After that the next turn is consumed, which scripts
-"fails once, then succeeds". When the script runs out, main requests get HTTP 400
-"fake-anthropic: script exhausted" so a test fails at once with a clear message.
+So that these repeats do not eat the script, a failure turn (`HttpError`, `Hang`, `MalformedSSE`)
+is *pinned* to its conversation, keyed by what the CLI keeps across repeats: model, metadata (it
+holds the session id) and the user/assistant messages. A repeat, streaming or not, is answered by
+the same turn again, `attempts` times in all (default: every repeat); after that the next turn is
+consumed, which scripts "fails once, then succeeds". When the script runs out, main requests get
+HTTP 400 "fake-anthropic: script exhausted" with `x-should-retry: false`, so a test fails at once
+with a clear message.
 
 Run standalone (for benchmarks and cross-process tests):
 `python -m nightshift.testing.fake_anthropic --port 0 --script script.json [--log requests.jsonl]`
@@ -194,9 +204,12 @@ Turn = Annotated[
     Text | ToolUse | ParallelToolUse | StructuredOutput | HttpError | Hang | MalformedSSE,
     Field(discriminator="kind"),
 ]
-Responder = Callable[[dict[str, Any]], Turn]
+# Responders run under the server's lock: keep them quick and put slowness in the turn's `delay_s`.
+# They may return a turn or its JSON form (a dict with `kind`).
+Responder = Callable[[dict[str, Any]], Turn | dict[str, Any]]
 Script = Sequence[Turn | Responder] | Responder
 
+_TURN: TypeAdapter[Turn] = TypeAdapter(Turn)
 _TURNS: TypeAdapter[list[Turn]] = TypeAdapter(list[Turn])
 
 
@@ -406,21 +419,30 @@ class _ScriptState:
             return pin.index, pin.turn
         drawn = self._draw(body)
         if drawn is None:
-            return None, HttpError(status=400, message=f"{EXHAUSTED_MESSAGE} after {self._next} turns")
+            exhausted = f"{EXHAUSTED_MESSAGE} after {self._next} turns"
+            return None, HttpError(status=400, message=exhausted, should_retry=False)
         index, turn = drawn
         if isinstance(turn, HttpError | Hang | MalformedSSE):
             self._pins[key] = _Pin(index, turn)
         return index, turn
 
     def _draw(self, body: dict[str, Any]) -> tuple[int, Turn] | None:
+        item: Turn | Responder
         if self._responder is not None:
-            self._next += 1
-            return self._next - 1, self._responder(body)
-        if self._next >= len(self._items):
+            item = self._responder
+        elif self._next < len(self._items):
+            item = self._items[self._next]
+        else:
             return None
-        item = self._items[self._next]
         self._next += 1
-        return self._next - 1, item(body) if callable(item) else item
+        return self._next - 1, _respond(item, body) if callable(item) else item
+
+
+def _respond(responder: Responder, body: dict[str, Any]) -> Turn:
+    try:
+        return _TURN.validate_python(responder(body))
+    except Exception as exc:  # a broken responder must fail the test at once, not make the CLI retry
+        return HttpError(status=500, message=f"fake-anthropic: responder failed: {exc!r}", should_retry=False)
 
 
 # ----------------------------------------------------------------------------------------- server

@@ -1,0 +1,563 @@
+"""The code-change workers as Prefect flows, with a human in the loop.
+
+Flows (each a deployment): `feature`, `bugfix`, `test`, `docs`, `refactor-change` and `review`. The
+code-change refactoring flow is `refactor-change` because the analysis worker already owns the flow
+name `refactor` (flows/analysis.py).
+
+    check source ─▶ clone ─▶ check test command ─▶ branch ─▶ loop (agent ⇄ tests ⇄ human) ─▶ commit
+      ─▶ autonomous: push │ supervised: push + pull request (GitHub) or branch + diff artifact
+                          │ human-required: diff artifact, pause for ApprovalInput, then push (+ PR)
+      ─▶ workspace removed; kept (path in the report artifact) when the run did not finish
+
+The flow only orchestrates: each step is a task around a plain function of `nightshift.codechange`;
+what only a flow can do (pause for a human, publish artifacts) is supplied to the loop as callables.
+Pauses are in-process (`pause_flow_run(wait_for_input=...)`): the agent's session continues in the
+same cwd and HOME after the answer. After a pause timed out the run is still Paused on the server
+and no task may start, so the failure path publishes with plain calls only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from blocks.repository import RepositoryTarget
+from flows.common import agent_adapter, rename_flow_run, retry_transient
+from nightshift.agents.base import AgentRequest, ModelAlias
+from nightshift.artifacts import artifact_key, publish_markdown, publish_table, transcript_markdown
+from nightshift.codechange import briefs, checks, workspace
+from nightshift.codechange.github import (
+    GitHubRepo,
+    PullRequestPayload,
+    PyGithubClient,
+    github_repo_of,
+    pull_request_repo,
+    review_payload,
+)
+from nightshift.codechange.kinds import ChangeKind, change_kind
+from nightshift.codechange.loop import AgentTurn, LoopRecord, run_loop
+from nightshift.codechange.replies import AgentReply
+from nightshift.codechange.report import (
+    ChangeReport,
+    approval_markdown,
+    commit_message,
+    cost_rows,
+    diff_markdown,
+    iteration_rows,
+    pull_request_body,
+    pull_request_title,
+    question_markdown,
+    report_markdown,
+)
+from nightshift.codechange.review import ReviewReport, parse_review, review_prompt
+from nightshift.codechange.target import ChangeTarget, PermissionLevel, branch_name, resolve_target, target_key
+from nightshift.codechange.workspace import CloneInfo, CommitInfo, DiffInfo, PushInfo, Workspace
+from nightshift.errors import ApprovalRejectedError, ConfigError, HumanTimeoutError, OutputError
+from nightshift.limits import agent_slot
+from nightshift.prompts import render_prompt
+from nightshift.runner import run_agent_checked
+
+DEFAULT_PAUSE_POLL_S = 10
+REVIEW_DEPTH = 50  # history fetched for a review; deepened until the merge base is found
+
+
+class ClarificationInput(RunInput):
+    """The human's answer to the agent's question (an empty answer is refused by the form)."""
+
+    answer: str = Field(min_length=1, pattern=r"\S", description="Your answer; the agent continues with it.")
+
+
+class ApprovalInput(RunInput):
+    """Push the change (approve) or not (reject); the comment goes into the report and the pull request."""
+
+    approve: bool = Field(description="Checked: push the branch. Unchecked: reject the change.")
+    comment: str = Field(default="", description="Why, or what to tell the team.")
+
+
+# ------------------------------------------------------------------------------------------ tasks
+
+
+@task(name="check-source", cache_policy=NONE)
+def check_source_task(target: ChangeTarget) -> str:
+    return workspace.resolve_base_branch(target)
+
+
+@task(name="clone", cache_policy=NONE)
+def clone_task(target: ChangeTarget, ws: Workspace, branch: str, depth: int = 1) -> CloneInfo:
+    info = workspace.clone(target, ws, branch, depth=depth)
+    get_run_logger().info("cloned %s %s at %s (shallow %s)", target.display(), branch, info.base_sha[:12], info.shallow)
+    return info
+
+
+@task(name="check-test-command", cache_policy=NONE)
+def check_test_command_task(command: str, ws: Workspace) -> None:
+    checks.check_test_command(command, ws.repo)
+
+
+@task(name="start-branch", cache_policy=NONE)
+def start_branch_task(ws: Workspace, target: ChangeTarget, name: str) -> str:
+    return workspace.start_branch(ws, target, name)
+
+
+@task(name="run-agent", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_transient, cache_policy=NONE)
+def agent_task(request: AgentRequest) -> AgentTurn:
+    adapter = agent_adapter()
+    with agent_slot(adapter.name):
+        outcome = run_agent_checked(request, adapter=adapter)
+    get_run_logger().info(
+        "agent %s session %s: %s turns, $%.4f", "resumed" if request.resume_id else "started",
+        outcome.session_id, outcome.num_turns, outcome.total_cost_usd or 0.0,
+    )  # fmt: skip
+    return AgentTurn(outcome=outcome, transcript=adapter.transcript(outcome))
+
+
+@task(name="run-tests", cache_policy=NONE)
+def tests_task(target: ChangeTarget, ws: Workspace, iteration: int) -> checks.TestRun:
+    assert target.test_command is not None
+    run = checks.run_tests(target.test_command, ws.repo, iteration=iteration, timeout_s=target.test_timeout_s)
+    get_run_logger().info("tests: %s", run.short())
+    return run
+
+
+@task(name="diff", cache_policy=NONE)
+def diff_task(ws: Workspace, base_sha: str) -> DiffInfo:
+    return workspace.worktree_diff(ws, base_sha)
+
+
+@task(name="commit", cache_policy=NONE)
+def commit_task(ws: Workspace, message: str) -> CommitInfo | None:
+    return workspace.commit_all(ws, message)
+
+
+@task(name="push", cache_policy=NONE)
+def push_task(ws: Workspace, target: ChangeTarget, branch: str) -> PushInfo:
+    pushed = workspace.push_branch(ws, target, branch)
+    get_run_logger().info("pushed %s at %s to %s", pushed.branch, pushed.sha[:12], pushed.remote)
+    return pushed
+
+
+@task(name="open-pull-request", cache_policy=NONE)
+def pull_request_task(target: ChangeTarget, repo: GitHubRepo, payload: PullRequestPayload) -> str:
+    assert target.token is not None
+    return PyGithubClient(target.token).open_pull_request(repo, payload)
+
+
+@task(name="remove-workspace", cache_policy=NONE)
+def remove_workspace_task(ws: Workspace) -> None:
+    workspace.remove_workspace(ws)
+
+
+# -------------------------------------------------------------------------------- flow plumbing
+
+
+def _run_id() -> str:
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else uuid.uuid4().hex
+
+
+def _short_name(target: ChangeTarget) -> str:
+    return target_key(target).rsplit("-", 1)[0]
+
+
+def _pause_poll_s() -> int:
+    return max(1, int(os.environ.get("NIGHTSHIFT_PAUSE_POLL_SECONDS", DEFAULT_PAUSE_POLL_S)))
+
+
+def load_target(
+    repository: str | None, base_branch: str | None, test_command: str | None, repository_block: str | None
+) -> ChangeTarget:
+    block: ChangeTarget | None = None
+    if repository_block:
+        try:
+            loaded = RepositoryTarget.load(repository_block)
+        except ValueError as exc:
+            raise ConfigError(f"no RepositoryTarget block named {repository_block!r}: {exc}") from exc
+        if not isinstance(loaded, RepositoryTarget):
+            raise ConfigError(f"block {repository_block!r} is not a RepositoryTarget")
+        block = loaded.target()
+    return resolve_target(repository=repository, base_branch=base_branch, test_command=test_command, block=block)
+
+
+class Publisher:
+    """The run's artifacts, keyed `<flow>-<repository>-<kind>` (a version history per repository)."""
+
+    def __init__(self, flow_name: str, repo_key: str) -> None:
+        self.flow_name = flow_name
+        self.repo_key = repo_key
+
+    def key(self, kind: str) -> str:
+        return artifact_key(self.flow_name, self.repo_key, kind)
+
+    def markdown(self, kind: str, text: str, description: str) -> str:
+        return publish_markdown(self.key(kind), text, description)
+
+    def table(self, kind: str, rows: list[dict[str, Any]], description: str) -> str:
+        return publish_table(self.key(kind), rows, description)
+
+    def tests(self, runs: list[checks.TestRun]) -> None:
+        self.table("tests", iteration_rows(runs), f"{self.flow_name}: test results per iteration")
+
+    def diff(self, diff: DiffInfo, title: str) -> None:
+        self.markdown("diff", diff_markdown(diff, title=title), f"{self.flow_name}: {title}")
+
+    def final(self, report: ChangeReport) -> dict[str, str]:
+        keys = {"report": self.markdown("report", report_markdown(report), f"{self.flow_name} report")}
+        keys["tests"] = self.key("tests")
+        self.tests(report.loop.test_runs)
+        keys["cost"] = self.table("cost", cost_rows(report), f"{self.flow_name}: agent turns, tokens and cost")
+        if report.loop.transcript:
+            keys["transcript"] = self.markdown(
+                "transcript", transcript_markdown(report.loop.transcript), f"{self.flow_name}: agent conversation"
+            )
+        return keys
+
+
+class FlowSteps:
+    """The loop's steps in a flow: agent and tests as tasks, questions as a pause for ClarificationInput."""
+
+    def __init__(
+        self, target: ChangeTarget, ws: Workspace, report: ChangeReport, publisher: Publisher, timeout_s: int
+    ) -> None:
+        self.target = target
+        self.ws = ws
+        self.report = report
+        self.publisher = publisher
+        self.timeout_s = timeout_s
+
+    def agent(self, request: AgentRequest) -> AgentTurn:
+        return agent_task(request)
+
+    def tests(self, iteration: int) -> checks.TestRun | None:
+        if self.target.test_command is None:
+            return None
+        run = tests_task(self.target, self.ws, iteration)
+        self.publisher.tests([*self.report.loop.test_runs, run])
+        return run
+
+    def ask(self, question: str, record: LoopRecord) -> str:
+        text = question_markdown(self.report.kind, question, workspace=str(self.ws.root), timeout_s=self.timeout_s)
+        self.publisher.markdown("question", text, f"{self.publisher.flow_name}: the agent's question")
+        get_run_logger().info("the agent asks: %s", question)
+        form = ClarificationInput.with_initial_data(description=text)
+        try:
+            answer = pause_flow_run(wait_for_input=form, timeout=self.timeout_s, poll_interval=_pause_poll_s())
+        except FlowPauseTimeout as exc:
+            raise HumanTimeoutError(
+                f"nobody answered the agent's question within {self.timeout_s} s: {question}", question=question
+            ) from exc
+        return answer.answer.strip()
+
+
+def ask_approval(report: ChangeReport, diff: DiffInfo, publisher: Publisher, timeout_s: int) -> ApprovalInput:
+    text = approval_markdown(report, diff, timeout_s=timeout_s)
+    publisher.markdown("approval", text, f"{publisher.flow_name}: approval requested")
+    form = ApprovalInput.with_initial_data(description=text)
+    try:
+        return pause_flow_run(wait_for_input=form, timeout=timeout_s, poll_interval=_pause_poll_s())
+    except FlowPauseTimeout as exc:
+        message = f"nobody approved or rejected {report.branch} within {timeout_s} s; nothing was pushed"
+        raise HumanTimeoutError(message, question=f"approve pushing {report.branch}?") from exc
+
+
+def _fail(report: ChangeReport, exc: BaseException, ws: Workspace, publisher: Publisher) -> None:
+    """Record the failure, keep the workspace, publish what there is. Plain calls only: no task can
+    start while the run may still be Paused (after a pause timed out)."""
+    report.status = "rejected" if isinstance(exc, ApprovalRejectedError) else "failed"
+    report.error = f"{type(exc).__name__}: {exc}"
+    report.workspace = str(ws.root)
+    if report.base_sha and ws.repo.is_dir() and report.commit is None:
+        try:
+            diff = workspace.worktree_diff(ws, report.base_sha)
+        except Exception:
+            diff = None
+        if diff is not None and diff.files:
+            publisher.diff(diff, "changes so far (not pushed)")
+    publisher.final(report)
+    get_run_logger().error("%s failed: %s; workspace kept at %s", report.kind, exc, ws.root)
+
+
+def _result(report: ChangeReport, keys: dict[str, str]) -> dict[str, Any]:
+    return {**report.model_dump(mode="json", exclude={"loop": {"transcript"}}), "artifacts": keys}
+
+
+# ------------------------------------------------------------------------------ the change run
+
+
+def run_change(
+    kind: ChangeKind,
+    *,
+    task: str,
+    repository: str | None,
+    base_branch: str | None,
+    test_command: str | None,
+    permission_level: PermissionLevel,
+    max_iterations: int,
+    repository_block: str | None,
+    model: ModelAlias,
+    clarification_timeout_s: int,
+    approval_timeout_s: int,
+) -> dict[str, Any]:
+    """Orchestrate one code-change run (see the module docstring)."""
+    if not task.strip():
+        raise ConfigError("the task description is empty")
+    if max_iterations < 1:
+        raise ConfigError("max_iterations must be at least 1")
+    target = load_target(repository, base_branch, test_command, repository_block)
+    run_id = _run_id()
+    ws = workspace.new_workspace(run_id)
+    publisher = Publisher(kind.flow_name, target_key(target))
+    report = ChangeReport(
+        kind=kind.name, run_id=run_id, task=task, repository=target.display(), permission_level=permission_level
+    )
+    rename_flow_run(f"{kind.flow_name}-{_short_name(target)}-{branch_name(kind.name, task).rsplit('/', 1)[-1]}")
+    try:
+        agent_adapter().binary()
+        github = pull_request_repo(target.clone_url(), permission_level, has_token=target.token is not None)
+        base = check_source_task(target)
+        cloned = clone_task(target, ws, base)
+        report.base_branch, report.base_sha = cloned.base_branch, cloned.base_sha
+        if target.test_command:
+            check_test_command_task(target.test_command, ws)
+        report.branch = start_branch_task(ws, target, branch_name(kind.name, task))
+        prompt = briefs.task_prompt(
+            kind, task=task, repository=target.display(), base_branch=base, branch=report.branch,
+            test_command=target.test_command, max_iterations=max_iterations,
+        )  # fmt: skip
+        first = briefs.change_request(kind, prompt, ws, model=model, test_command=target.test_command)
+        steps = FlowSteps(target, ws, report, publisher, clarification_timeout_s)
+        report.tests = run_loop(first, steps, report.loop, max_iterations=max_iterations)
+        report.commit = commit_task(ws, commit_message(report, test_command=target.test_command, model=model))
+        if report.commit is None:
+            report.status = "no-changes"
+        else:
+            diff = diff_task(ws, cloned.base_sha)
+            publisher.diff(diff, f"{report.branch} against {base}")
+            if permission_level == "human-required":
+                decision = ask_approval(report, diff, publisher, approval_timeout_s)
+                report.approval_comment = decision.comment.strip() or None
+                if not decision.approve:
+                    raise ApprovalRejectedError(
+                        f"a human rejected {report.branch}" + (f": {decision.comment}" if decision.comment else ""),
+                        comment=decision.comment,
+                    )
+            report.push = push_task(ws, target, report.branch)
+            report.status = "pushed"
+            if github is not None:
+                payload = PullRequestPayload(
+                    title=pull_request_title(report),
+                    body=pull_request_body(report, diff, test_command=target.test_command),
+                    head=report.branch,
+                    base=base,
+                )
+                report.pull_request_url = pull_request_task(target, github, payload)
+                report.status = "pull-request"
+    except BaseException as exc:
+        _fail(report, exc, ws, publisher)
+        raise
+    keys = publisher.final(report)
+    remove_workspace_task(ws)
+    return _result(report, keys)
+
+
+# ------------------------------------------------------------------------------ the review run
+
+
+def _review_once(request: AgentRequest, max_iterations: int) -> tuple[ReviewReport, LoopRecord]:
+    """The review, with up to `max_iterations - 1` repair turns on the same session when it does not validate."""
+    record = LoopRecord()
+    for attempt in range(1, max_iterations + 1):
+        turn = agent_task(request)
+        record.add_turn(turn, "task" if attempt == 1 else "repair", AgentReply(status="done"), attempt > 1)
+        try:
+            review = parse_review(turn.outcome)
+        except OutputError as exc:
+            if attempt == max_iterations or record.session_id is None:
+                raise
+            schema = json.dumps(request.json_schema, indent=2)
+            repair = render_prompt("repair.md.j2", {"errors": exc.errors, "schema_json": schema})
+            request = request.model_copy(update={"prompt": repair, "resume_id": record.session_id, "session_id": None})
+            continue
+        record.summary = review.summary
+        return review, record
+    raise AssertionError("unreachable")
+
+
+def run_review(
+    *,
+    task: str,
+    repository: str | None,
+    base_branch: str | None,
+    head_branch: str | None,
+    pull_request: int | None,
+    test_command: str | None,
+    permission_level: PermissionLevel,
+    max_iterations: int,
+    repository_block: str | None,
+    model: ModelAlias,
+    approval_timeout_s: int,
+) -> dict[str, Any]:
+    kind = change_kind("review")
+    target = load_target(repository, base_branch, test_command, repository_block)
+    github = github_repo_of(target.clone_url())
+    run_id = _run_id()
+    ws = workspace.new_workspace(run_id)
+    publisher = Publisher(kind.flow_name, target_key(target))
+    report = ChangeReport(
+        kind="review", run_id=run_id, task=task or "general review", repository=target.display(),
+        permission_level=permission_level,
+    )  # fmt: skip
+    try:
+        agent_adapter().binary()
+        if pull_request is not None and (github is None or target.token is None):
+            raise ConfigError("reviewing a pull request needs a GitHub remote and a RepositoryTarget block's token")
+        if pull_request is None and not head_branch:
+            raise ConfigError("give head_branch (the branch to review) or pull_request (its number on GitHub)")
+        client = PyGithubClient(target.token) if github is not None and target.token is not None else None
+        refs = client.pull_request_refs(github, pull_request) if client and github and pull_request else None
+        if refs is not None:
+            target = target.model_copy(update={"base_branch": refs.base})
+        base = check_source_task(target)
+        head_label = f"pull request #{pull_request}" if refs else f"branch {head_branch}"
+        rename_flow_run(f"review-{_short_name(target)}-{head_branch or pull_request}")
+        if refs is None:
+            assert head_branch is not None
+            workspace.require_branch(target, head_branch, role="branch to review")
+            head_sha = clone_task(target, ws, head_branch, depth=REVIEW_DEPTH).base_sha
+        else:
+            clone_task(target, ws, base, depth=REVIEW_DEPTH)
+            pull_ref = f"refs/pull/{refs.number}/head"
+            head_sha = workspace.fetch_branch(ws, target, pull_ref, "refs/nightshift/head", depth=REVIEW_DEPTH)
+            workspace.checkout(ws, head_sha)
+        workspace.fetch_branch(ws, target, f"refs/heads/{base}", "refs/nightshift/base", depth=REVIEW_DEPTH)
+        report.base_branch = base
+        report.base_sha = workspace.merge_base(ws, target, "refs/nightshift/base", head_sha)
+        report.branch = head_branch or f"pull/{pull_request}"
+        diff = workspace.range_diff(ws, report.base_sha, head_sha)
+        publisher.diff(diff, f"{head_label} against {base}")
+        tests = None
+        if target.test_command:
+            check_test_command_task(target.test_command, ws)
+            tests = tests_task(target, ws, 1)
+        prompt = review_prompt(
+            task=task, repository=target.display(), head_label=head_label, base_branch=base,
+            base_sha=report.base_sha, diff=diff.patch, diff_stat=diff.stat,
+            tests=tests.model_dump() if tests else None,
+        )  # fmt: skip
+        review, report.loop = _review_once(briefs.review_request(kind, prompt, ws, model=model), max_iterations)
+        if tests is not None:
+            report.loop.test_runs.append(tests)
+        findings = [{"file": f.file, "line": f.line, "severity": f.severity.value, "comment": f.comment}
+                    for f in review.ranked()]  # fmt: skip
+        publisher.table("findings", findings, f"review findings: {head_label}")
+        posted = None
+        if refs is not None and client is not None and github is not None:
+            payload = review_payload(review, diff.patch, refs.head_sha)
+            if permission_level == "human-required":
+                decision = ask_approval(report, diff, publisher, approval_timeout_s)
+                if not decision.approve:
+                    raise ApprovalRejectedError("a human decided not to post the review", comment=decision.comment)
+            posted = client.post_review(github, refs.number, payload)
+        report.pull_request_url = posted or (refs.url if refs else None)
+        report.status = "review-posted" if posted else "reviewed"
+    except BaseException as exc:
+        _fail(report, exc, ws, publisher)
+        raise
+    keys = publisher.final(report)
+    keys["findings"] = publisher.key("findings")
+    remove_workspace_task(ws)
+    return {**_result(report, keys), "review": review.model_dump(mode="json")}
+
+
+# --------------------------------------------------------------------------------------- flows
+
+_COMMON_DOC = """
+    Args:
+        task: what to do, in plain words (becomes the branch name, the prompt and the commit's "why").
+        repository: URL (https/ssh/file) or local path; optional when repository_block gives it.
+        base_branch: branch to start from; empty: the repository's default branch.
+        test_command: shell command that runs the tests in the clone; empty: none (the change is not verified).
+        permission_level: autonomous = push the branch; supervised = push and open a pull request (GitHub)
+            or leave the branch and the diff artifact; human-required = pause for approval before any push.
+        max_iterations: attempts at passing the tests, each failure fed back into the same agent session.
+        repository_block: name of a RepositoryTarget block (URL, base branch, test command, token).
+        model: model alias of the agent.
+        clarification_timeout_s: how long a question of the agent waits for a human's answer.
+        approval_timeout_s: how long a human-required change waits for approval.
+"""
+
+
+def _change_flow(kind_name: str) -> Any:
+    kind = change_kind(kind_name)
+
+    def change_flow(
+        task: str,
+        repository: str | None = None,
+        base_branch: str | None = None,
+        test_command: str | None = None,
+        permission_level: PermissionLevel = "supervised",
+        max_iterations: int = 3,
+        repository_block: str | None = None,
+        model: ModelAlias = "sonnet",
+        clarification_timeout_s: int = 3600,
+        approval_timeout_s: int = 86400,
+    ) -> dict[str, Any]:
+        return run_change(
+            kind, task=task, repository=repository, base_branch=base_branch, test_command=test_command,
+            permission_level=permission_level, max_iterations=max_iterations, repository_block=repository_block,
+            model=model, clarification_timeout_s=clarification_timeout_s, approval_timeout_s=approval_timeout_s,
+        )  # fmt: skip
+
+    change_flow.__name__ = f"{kind.flow_name.replace('-', '_')}_flow"
+    change_flow.__doc__ = f"{kind.description}\n{_COMMON_DOC}"
+    return flow(name=kind.flow_name, description=kind.description, log_prints=True)(change_flow)
+
+
+feature = _change_flow("feature")
+bugfix = _change_flow("bugfix")
+write_tests = _change_flow("test")  # flow `test`; not named test* here so pytest never collects it
+docs = _change_flow("docs")
+refactor_change = _change_flow("refactor")
+
+
+@flow(name="review", description=change_kind("review").description, log_prints=True)
+def review(
+    task: str = "",
+    repository: str | None = None,
+    base_branch: str | None = None,
+    head_branch: str | None = None,
+    pull_request: int | None = None,
+    test_command: str | None = None,
+    permission_level: PermissionLevel = "supervised",
+    max_iterations: int = 2,
+    repository_block: str | None = None,
+    model: ModelAlias = "sonnet",
+    approval_timeout_s: int = 86400,
+) -> dict[str, Any]:
+    """Review a branch (head_branch) or a GitHub pull request (pull_request) against base_branch.
+
+    Findings (file, line, severity, comment) go to a table artifact; on GitHub they are posted as a
+    review (inline comments on diff lines, the rest in its body) unless permission_level is
+    human-required and the human declines. max_iterations: agent turns allowed to produce a valid review.
+    """
+    return run_review(
+        task=task, repository=repository, base_branch=base_branch, head_branch=head_branch,
+        pull_request=pull_request, test_command=test_command, permission_level=permission_level,
+        max_iterations=max_iterations, repository_block=repository_block, model=model,
+        approval_timeout_s=approval_timeout_s,
+    )  # fmt: skip
+
+
+CODECHANGE_FLOWS: dict[str, Any] = {
+    "feature": feature, "bugfix": bugfix, "test": write_tests, "docs": docs,
+    "refactor-change": refactor_change, "review": review,
+}  # fmt: skip

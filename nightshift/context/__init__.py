@@ -1,0 +1,172 @@
+"""Context gathering: which files of a repository a worker's prompt shows, redacted and in budget.
+
+    gather_context(repo, spec, signals=..., cache_dir=...) -> ContextBundle
+
+  1. paths    the repository is resolved; include/exclude globs are checked (ContextError)
+  2. files    candidates are listed (git ls-files, or a .gitignore-aware walk) and
+              filtered; every file left out is reported with its reason
+  3. index    each candidate's sha256 and facts come from the on-disk index when fresh,
+              else from one read; the tree hash is built from them
+  4. ranking  relevance signals weighted by the spec's RankingPolicy order the files
+  5. budget   files are read in rank order, redacted (secrets; the index remembers which
+              exact contents were clean), and fitted into the token budget, or into
+              budget-sized chunks for map-reduce runs
+
+Pure Python: no Prefect, no network. Token counts are ceil(chars/4) estimates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from nightshift.context.budget import Loaded, select
+from nightshift.context.files import scan, start_listing
+from nightshift.context.history import History, git_history
+from nightshift.context.index import HashIndex, tree_hash
+from nightshift.context.models import (
+    TOKEN_ESTIMATE,
+    ContextBundle,
+    ContextFile,
+    SecretHit,
+    SecretKind,
+    SkipCode,
+    SkippedFile,
+)
+from nightshift.context.paths import compile_globs, inside_repo, resolve_repo
+from nightshift.context.ranking import ContextSignals, RankingPolicy, estimate_tokens, rank
+from nightshift.context.secrets import RULES_DIGEST, find_secrets, redact
+from nightshift.context.spec import ContextSpec
+
+__all__ = [
+    "TOKEN_ESTIMATE",
+    "ContextBundle",
+    "ContextFile",
+    "ContextSignals",
+    "ContextSpec",
+    "RankingPolicy",
+    "SecretHit",
+    "SecretKind",
+    "SkipCode",
+    "SkippedFile",
+    "estimate_tokens",
+    "find_secrets",
+    "gather_context",
+    "redact",
+    "warm_index",
+]
+
+
+def gather_context(
+    repo: Path,
+    spec: ContextSpec,
+    *,
+    signals: ContextSignals | None = None,
+    cache_dir: Path | None = None,
+) -> ContextBundle:
+    """The files of `repo` a worker should see under `spec`, redacted, ranked and within budget.
+
+    Raises `ContextError` for a missing repository or a bad/unsafe glob. `cache_dir` holds
+    the hash index (`<cache_dir>/<repo-key>.json`); without it every file is read.
+    """
+    root = resolve_repo(repo)
+    include, exclude = compile_globs(spec.include), compile_globs(spec.exclude)
+    pending = start_listing(root)
+    index = HashIndex(root, cache_dir, secret_rules=RULES_DIGEST)  # loads while git lists
+    listing = pending.result()
+    found = scan(
+        root,
+        listing,
+        include=include,
+        exclude=exclude,
+        max_file_bytes=spec.max_file_bytes,
+        skip_vendored=spec.skip_vendored,
+        index=index,
+    )
+
+    policy = spec.ranking
+    history = (
+        git_history(root, policy.history_commits) if policy.needs_history and listing.source == "git" else History()
+    )
+    ranked = rank(
+        [(c.path, c.facts.chars, c.facts.entry) for c in found.eligible],
+        policy,
+        signals or ContextSignals(),
+        history=history,
+        listed=listing.paths,
+    )
+    symlinks = {c.path for c in found.eligible if c.symlink}
+    selection = select(
+        ranked,
+        {c.path: c.facts.chars for c in found.eligible},
+        lambda path: _load(root, path, path in symlinks, index),
+        budget=spec.budget_tokens,
+        truncate_top_n=policy.truncate_top_n,
+        chunking=spec.chunking,
+        max_chunks=spec.max_chunks,
+    )
+    index.save(keep=set(listing.paths))
+    files = selection.files
+    return ContextBundle(
+        repo=str(root),
+        files=files,
+        skipped=sorted(found.skipped + selection.skipped, key=lambda s: s.path),
+        redactions=selection.redactions,
+        total_tokens=sum(f.tokens for f in files),
+        budget_tokens=spec.budget_tokens,
+        chunks=selection.chunks,
+        tree_hash=tree_hash(found.digests),
+        listed_with=listing.source,
+    )
+
+
+def warm_index(repo: Path, cache_dir: Path, *, spec: ContextSpec | None = None) -> int:
+    """Hash every candidate file into the index under `cache_dir` (for a preload worker).
+
+    Returns how many files had to be read; 0 means the index was already warm.
+    """
+    spec = spec or ContextSpec()
+    root = resolve_repo(repo)
+    pending = start_listing(root)
+    index = HashIndex(root, cache_dir, secret_rules=RULES_DIGEST)
+    listing = pending.result()
+    scan(
+        root,
+        listing,
+        include=compile_globs(spec.include),
+        exclude=compile_globs(spec.exclude),
+        max_file_bytes=spec.max_file_bytes,
+        skip_vendored=spec.skip_vendored,
+        index=index,
+    )
+    index.save(keep=set(listing.paths))
+    return index.misses
+
+
+def _load(root: Path, path: str, symlink: bool, index: HashIndex) -> Loaded | str:
+    """Read a selected file and redact it (unless these exact bytes are known to be clean)."""
+    full = f"{root}/{path}"
+    if symlink and not inside_repo(str(root), os.path.realpath(full)):  # retargeted since the scan
+        return "symlink whose target escapes the repository"
+    try:
+        # a file that was no symlink at scan time must not have become one
+        fd = os.open(full, os.O_RDONLY | (0 if symlink else os.O_NOFOLLOW))
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    data = b"".join(chunks)
+    sha256 = hashlib.sha256(data).hexdigest()
+    text = data.decode("utf-8", "replace")
+    if index.known_clean(path, sha256):
+        return Loaded(text, [], sha256)
+    content, hits = redact(text, path)
+    index.note_scan(path, sha256, clean=not hits)
+    if hits:  # the hash of the original would let a weak secret be guessed offline
+        sha256 = hashlib.sha256(content.encode("utf-8", "surrogateescape")).hexdigest()
+    return Loaded(content, hits, sha256)
