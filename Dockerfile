@@ -57,7 +57,7 @@ RUN /opt/uv/bin/uv venv --quiet /opt/venv \
 # ---- project: nightshift itself, installed into a prefix laid over /opt/venv -----------------
 FROM deps AS project
 COPY . /src
-RUN /opt/uv/bin/uv pip install --python /opt/venv/bin/python --no-deps --prefix /opt/project /src
+RUN /opt/uv/bin/uv pip install --quiet --compile-bytecode --python /opt/venv/bin/python --no-deps --prefix /opt/project /src
 
 # ---- worker ----------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS worker

@@ -15,7 +15,14 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.futures import PrefectFuture
 
-from flows.common import agent_adapter, agent_available, rename_flow_run, retry_transient
+from flows.common import (
+    agent_adapter,
+    agent_available,
+    agent_task_options,
+    flow_options,
+    rename_flow_run,
+    run_guarded,
+)
 from nightshift import analysis
 from nightshift.agents.base import AgentAdapter, TranscriptEntry
 from nightshift.artifacts import Progress, publish_run
@@ -71,13 +78,26 @@ def render_prompts_task(
     return analysis.render_chunk_prompts(spec, repo, bundle, local_findings=local_findings)
 
 
-@task(name="run-agent", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_transient)
+@task(name="run-agent", **agent_task_options())  # retries of transient failures only (flows.common)
 def run_agent_task(
     spec: WorkerSpec, chunk: analysis.ChunkPrompt, workdir: Path, home: Path, model: str | None
 ) -> analysis.ChunkResult:
+    from prefect.runtime import flow_run
+
+    from nightshift.sandbox.base import use_sandbox
+    from nightshift.sandbox.select import sandbox_for
+
     adapter: AgentAdapter = agent_adapter()
     request = analysis.agent_request(spec, chunk.prompt, workdir=workdir, home=home, model=model)
-    with agent_slot(adapter.name):
+    # The worker's profile picks the sandbox: strict = the repository read-only in a container,
+    # permissive = this workspace copy writable in a container, disabled = a plain process.
+    sandbox = sandbox_for(spec.sandbox, flow_run_id=flow_run.get_id(), worker=spec.name)
+    logger = get_run_logger()
+    if sandbox.backend == "process" and sandbox.profile != "disabled":
+        logger.warning("sandbox degraded: %s profile %s runs as a plain process", spec.name, sandbox.profile)
+    else:
+        logger.info("sandbox: %s profile on the %s backend", sandbox.profile, sandbox.backend)
+    with agent_slot(adapter.name), use_sandbox(sandbox):
         return analysis.run_chunk(spec, chunk, request, adapter=adapter)
 
 
@@ -195,11 +215,13 @@ def run_analysis(
 def _analysis_flow(worker: str) -> Any:
     spec = resolve_worker(worker)
 
-    @flow(name=worker, description=spec.description, log_prints=True)
+    @flow(name=worker, description=spec.description, log_prints=True, **flow_options())
     def worker_flow(
         repo: str = ".", force: bool = False, mode: RunModeParam = "auto", model: str | None = None
     ) -> dict[str, Any]:
-        return run_analysis(worker, repo, force=force, mode=mode, model=model)
+        # a budget refusal ends the run `Refused`; flow retries only after transient failures
+        result = run_guarded(worker, repo, lambda: run_analysis(worker, repo, force=force, mode=mode, model=model))
+        return result  # type: ignore[no-any-return]
 
     return worker_flow
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -29,10 +30,11 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.states import Cancelled
 from pydantic import Field
 
 from blocks.repository import RepositoryTarget
-from flows.common import agent_adapter, rename_flow_run, retry_transient
+from flows.common import agent_adapter, agent_task_options, flow_options, no_more_flow_retries, rename_flow_run
 from nightshift.agents.base import AgentRequest, ModelAlias
 from nightshift.artifacts import artifact_key, publish_markdown, publish_table, transcript_markdown
 from nightshift.codechange import briefs, checks, workspace
@@ -62,10 +64,18 @@ from nightshift.codechange.report import (
 from nightshift.codechange.review import ReviewReport, parse_review, review_prompt
 from nightshift.codechange.target import ChangeTarget, PermissionLevel, branch_name, resolve_target, target_key
 from nightshift.codechange.workspace import CloneInfo, CommitInfo, DiffInfo, PushInfo, Workspace
-from nightshift.errors import ApprovalRejectedError, ConfigError, HumanTimeoutError, OutputError
+from nightshift.errors import (
+    ApprovalRejectedError,
+    BudgetRefusedError,
+    ConfigError,
+    HumanTimeoutError,
+    OutputError,
+    is_retryable,
+)
 from nightshift.limits import agent_slot
 from nightshift.prompts import render_prompt
 from nightshift.runner import run_agent_checked
+from nightshift.sandbox.select import sandbox_for
 
 DEFAULT_PAUSE_POLL_S = 10
 REVIEW_DEPTH = 50  # history fetched for a review; deepened until the merge base is found
@@ -109,11 +119,16 @@ def start_branch_task(ws: Workspace, target: ChangeTarget, name: str) -> str:
     return workspace.start_branch(ws, target, name)
 
 
-@task(name="run-agent", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_transient, cache_policy=NONE)
-def agent_task(request: AgentRequest) -> AgentTurn:
+@task(name="run-agent", cache_policy=NONE, **agent_task_options())  # retries of transient failures only
+def agent_task(request: AgentRequest, profile: str, worker: str) -> AgentTurn:
+    """One agent call in the sandbox of `profile` (permissive: the clone read-write; strict: read-only)."""
     adapter = agent_adapter()
-    with agent_slot(adapter.name):
-        outcome = run_agent_checked(request, adapter=adapter)
+    sandbox = sandbox_for(profile, flow_run_id=_run_id(), worker=worker)
+    try:
+        with agent_slot(adapter.name):
+            outcome = run_agent_checked(request, adapter=adapter, sandbox=sandbox)
+    finally:
+        sandbox.close()
     get_run_logger().info(
         "agent %s session %s: %s turns, $%.4f", "resumed" if request.resume_id else "started",
         outcome.session_id, outcome.num_turns, outcome.total_cost_usd or 0.0,
@@ -235,7 +250,7 @@ class FlowSteps:
         self.timeout_s = timeout_s
 
     def agent(self, request: AgentRequest) -> AgentTurn:
-        return agent_task(request)
+        return agent_task(request, "permissive", self.publisher.flow_name)
 
     def tests(self, iteration: int) -> checks.TestRun | None:
         if self.target.test_command is None:
@@ -272,7 +287,11 @@ def ask_approval(report: ChangeReport, diff: DiffInfo, publisher: Publisher, tim
 def _fail(report: ChangeReport, exc: BaseException, ws: Workspace, publisher: Publisher) -> None:
     """Record the failure, keep the workspace, publish what there is. Plain calls only: no task can
     start while the run may still be Paused (after a pause timed out)."""
-    report.status = "rejected" if isinstance(exc, ApprovalRejectedError) else "failed"
+    report.status = (
+        "rejected" if isinstance(exc, ApprovalRejectedError)
+        else "refused" if isinstance(exc, BudgetRefusedError)
+        else "failed"
+    )  # fmt: skip
     report.error = f"{type(exc).__name__}: {exc}"
     report.workspace = str(ws.root)
     if report.base_sha and ws.repo.is_dir() and report.commit is None:
@@ -284,6 +303,19 @@ def _fail(report: ChangeReport, exc: BaseException, ws: Workspace, publisher: Pu
             publisher.diff(diff, "changes so far (not pushed)")
     publisher.final(report)
     get_run_logger().error("%s failed: %s; workspace kept at %s", report.kind, exc, ws.root)
+
+
+def _guarded(body: Callable[[], dict[str, Any]]) -> Any:
+    """A budget refusal ends the run `Refused` (not retried, not a failure; the report says why); any
+    other non-transient error fails it without flow retries (see flows.common.run_guarded)."""
+    try:
+        return body()
+    except BudgetRefusedError as exc:
+        return Cancelled(name="Refused", message=f"budget guard: {exc.reason}", data={"status": "refused"})
+    except Exception as exc:
+        if not is_retryable(exc):
+            no_more_flow_retries()
+        raise
 
 
 def _result(report: ChangeReport, keys: dict[str, str]) -> dict[str, Any]:
@@ -376,7 +408,7 @@ def _review_once(request: AgentRequest, max_iterations: int) -> tuple[ReviewRepo
     """The review, with up to `max_iterations - 1` repair turns on the same session when it does not validate."""
     record = LoopRecord()
     for attempt in range(1, max_iterations + 1):
-        turn = agent_task(request)
+        turn = agent_task(request, "strict", "review")
         record.add_turn(turn, "task" if attempt == 1 else "repair", AgentReply(status="done"), attempt > 1)
         try:
             review = parse_review(turn.outcome)
@@ -510,16 +542,16 @@ def _change_flow(kind_name: str) -> Any:
         model: ModelAlias = "sonnet",
         clarification_timeout_s: int = 3600,
         approval_timeout_s: int = 86400,
-    ) -> dict[str, Any]:
-        return run_change(
+    ) -> Any:
+        return _guarded(lambda: run_change(
             kind, task=task, repository=repository, base_branch=base_branch, test_command=test_command,
             permission_level=permission_level, max_iterations=max_iterations, repository_block=repository_block,
             model=model, clarification_timeout_s=clarification_timeout_s, approval_timeout_s=approval_timeout_s,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     change_flow.__name__ = f"{kind.flow_name.replace('-', '_')}_flow"
     change_flow.__doc__ = f"{kind.description}\n{_COMMON_DOC}"
-    return flow(name=kind.flow_name, description=kind.description, log_prints=True)(change_flow)
+    return flow(name=kind.flow_name, description=kind.description, log_prints=True, **flow_options())(change_flow)
 
 
 feature = _change_flow("feature")
@@ -529,7 +561,7 @@ docs = _change_flow("docs")
 refactor_change = _change_flow("refactor")
 
 
-@flow(name="review", description=change_kind("review").description, log_prints=True)
+@flow(name="review", description=change_kind("review").description, log_prints=True, **flow_options())
 def review(
     task: str = "",
     repository: str | None = None,
@@ -542,19 +574,19 @@ def review(
     repository_block: str | None = None,
     model: ModelAlias = "sonnet",
     approval_timeout_s: int = 86400,
-) -> dict[str, Any]:
+) -> Any:
     """Review a branch (head_branch) or a GitHub pull request (pull_request) against base_branch.
 
     Findings (file, line, severity, comment) go to a table artifact; on GitHub they are posted as a
     review (inline comments on diff lines, the rest in its body) unless permission_level is
     human-required and the human declines. max_iterations: agent turns allowed to produce a valid review.
     """
-    return run_review(
+    return _guarded(lambda: run_review(
         task=task, repository=repository, base_branch=base_branch, head_branch=head_branch,
         pull_request=pull_request, test_command=test_command, permission_level=permission_level,
         max_iterations=max_iterations, repository_block=repository_block, model=model,
         approval_timeout_s=approval_timeout_s,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 CODECHANGE_FLOWS: dict[str, Any] = {

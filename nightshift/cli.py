@@ -72,6 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{args.worker}: {state.name}")
     if isinstance(result, dict):
         print(f"status: {result.get('status')}")
+        if result.get("mode") == "local":
+            print("mode: local (no AI agent ran; see the report for why and what ran instead)")
         for kind, key in (result.get("artifacts") or {}).items():
             link = f"  {ui}/artifacts/key/{key}" if ui else ""
             print(f"artifact {kind}: {key}{link}")

@@ -3,6 +3,13 @@
 `run_agent` never decides success itself: the adapter's parser reads it from the CLI's stream.
 It returns the outcome whatever happened; `run_agent_checked` raises the matching error of
 `nightshift.errors` instead, which is what Prefect tasks call so that retries see transient errors.
+Inside orchestrated runs it also reports each outcome's tokens and USD to the budget guard, and a
+`RateLimitedError` starts the guard's cool-off (`nightshift.budget`).
+
+Where the CLI runs is the sandbox's business (`nightshift.sandbox`): the `sandbox=` argument, else
+the one set with `nightshift.sandbox.base.use_sandbox`, else a plain process (`disabled`). A sandbox
+only rewrites the command; `stream_process` starts it either way, so events, timeouts, cancellation
+and outcomes are the same, and the launch is closed (the container removed) whatever happened.
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from nightshift import budget
 from nightshift.agents.base import AgentAdapter, AgentOutcome, AgentRequest, StreamEvent
 from nightshift.agents.claude import ClaudeAdapter
-from nightshift.errors import ConfigError
+from nightshift.errors import ConfigError, RateLimitedError
 from nightshift.process import StopPolicy, stream_process
+from nightshift.sandbox.base import ProcessSandbox, Sandbox, active_sandbox
 
 
 def prepare_home(request: AgentRequest) -> Path:
@@ -33,12 +42,14 @@ def run_agent(
     cancel: threading.Event | None = None,
     on_event: Callable[[StreamEvent], None] | None = None,
     stop_policy: StopPolicy | None = None,
+    sandbox: Sandbox | None = None,
 ) -> AgentOutcome:
     """Run the agent CLI headless once and return what its stream says happened."""
     adapter = adapter or ClaudeAdapter()
+    sandbox = sandbox or active_sandbox() or ProcessSandbox()
     if not request.cwd.is_dir():
         raise ConfigError(f"agent working directory does not exist: {request.cwd}")
-    binary = adapter.binary()
+    binary = sandbox.binary(adapter)
     home = prepare_home(request)
     parser = adapter.new_parser()
 
@@ -47,16 +58,22 @@ def run_agent(
         if event is not None and on_event is not None:
             on_event(event)
 
-    process = stream_process(
-        adapter.build_argv(request, binary),
-        cwd=request.cwd,
-        env=adapter.build_env(request, home),
-        stdin=adapter.stdin_payload(request),
-        on_stdout_line=_on_line,
-        timeout_s=request.timeout_s,
-        cancel=cancel,
-        policy=stop_policy,
+    launch = sandbox.launch(
+        adapter.build_argv(request, binary), adapter.build_env(request, home), cwd=request.cwd, home=home
     )
+    try:
+        process = stream_process(
+            launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            stdin=adapter.stdin_payload(request),
+            on_stdout_line=_on_line,
+            timeout_s=request.timeout_s,
+            cancel=cancel,
+            policy=stop_policy,
+        )
+    finally:
+        launch.close()
     return parser.outcome(process, home=home, cwd=request.cwd)
 
 
@@ -66,9 +83,15 @@ def run_agent_checked(
     adapter: AgentAdapter | None = None,
     cancel: threading.Event | None = None,
     on_event: Callable[[StreamEvent], None] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> AgentOutcome:
     """`run_agent`, raising the matching `AgentRunError` unless the stream reported success."""
     adapter = adapter or ClaudeAdapter()
-    outcome = run_agent(request, adapter=adapter, cancel=cancel, on_event=on_event)
-    adapter.raise_for_outcome(outcome)
+    outcome = run_agent(request, adapter=adapter, cancel=cancel, on_event=on_event, sandbox=sandbox)
+    budget.record_outcome(outcome)  # tokens + USD of orchestrated runs (a no-op elsewhere)
+    try:
+        adapter.raise_for_outcome(outcome)
+    except RateLimitedError as exc:
+        budget.start_cooloff(str(exc))  # the guard pauses every agent launch for a while
+        raise
     return outcome

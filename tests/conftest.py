@@ -33,6 +33,42 @@ def claude_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
+def worker_image() -> str:
+    """The sandbox image, built here by the project's own script (which installs/starts Docker if needed)."""
+    image = os.environ.get("NIGHTSHIFT_IMAGE", "nightshift/worker:dev")
+    build = Path(__file__).resolve().parents[1] / "scripts" / "build_image.sh"
+    proc = subprocess.run(["bash", str(build)], capture_output=True, text=True, timeout=1700, check=False,
+                          env={**os.environ, "NIGHTSHIFT_IMAGE": image})  # fmt: skip
+    assert proc.returncode == 0, f"build_image.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    return image
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_leftovers() -> Iterator[None]:
+    """Containers of sandboxed runs must not outlive the session.
+
+    Before: the orphan reaper removes what dead test sessions left (containers whose owner process is
+    gone). After: nothing labelled io.nightshift.managed=true that this session created may remain;
+    whatever does is reaped anyway (no litter) and the session fails. No-op without a Docker engine.
+    """
+    from nightshift.sandbox import engine, reaper
+
+    if engine.engine_answers():
+        reaper.reap()
+    yield
+    if not engine.engine_answers():
+        return
+    from nightshift.sandbox.pool import close_pools
+
+    close_pools()  # warm pools are per process: they end with the session
+    me = engine.owner_id()
+    left = reaper.leftovers(owner=me)
+    reaper.reap(owner=me)
+    assert not left.containers, f"sandbox containers left behind: {left.containers}"
+    assert not left.networks and not left.volumes, f"labelled networks/volumes left behind: {left}"
+
+
+@pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 

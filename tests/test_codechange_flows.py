@@ -92,11 +92,12 @@ def api(monkeypatch: pytest.MonkeyPatch, claude_bin: Path) -> Iterator[FakeAnthr
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("NIGHTSHIFT_CLAUDE_BIN", str(claude_bin))
         monkeypatch.setenv("NIGHTSHIFT_PAUSE_POLL_SECONDS", "1")
+        monkeypatch.setenv("NIGHTSHIFT_SANDBOX_BACKEND", "process")  # the host's claude_bin, not the image's
         yield fake
 
 
 def script(api: FakeAnthropic, *turns: Any) -> None:
-    api._script = type(api._script)(list(turns))  # noqa: SLF001 - one server per test, a script per run
+    api._script = type(api._script)(list(turns))
 
 
 def run(flow: Any, **params: Any) -> Any:
@@ -195,7 +196,8 @@ def test_feature_fails_once_then_passes_in_the_same_session_and_pushes(
         write_farewell(WRONG),
         done("Added farewell()."),
         ToolUse(
-            name="Edit", input={"file_path": "farewell.py", "old_string": 'f"Bye {name}"', "new_string": 'f"Goodbye, {name}!"'}
+            name="Edit",
+            input={"file_path": "farewell.py", "old_string": 'f"Bye {name}"', "new_string": 'f"Goodbye, {name}!"'},
         ),
         done("Added farewell(name) returning 'Goodbye, <name>!' as the check expects."),
     )
@@ -213,8 +215,10 @@ def test_feature_fails_once_then_passes_in_the_same_session_and_pushes(
     log = remote_log(remote, BRANCH)
     assert result["commit"]["sha"] in log
     assert "feat: Add a farewell(name) function in farewell.py" in log
-    assert "What changed:" in log and "Goodbye, <name>!" in log
-    assert "Why:" in log and "passed on iteration 2" in log
+    assert "What changed:" in log
+    assert "Goodbye, <name>!" in log
+    assert "Why:" in log
+    assert "passed on iteration 2" in log
     assert git(remote, "show", f"{BRANCH}:farewell.py") == RIGHT
     assert git(remote, "rev-parse", f"{BRANCH}~1") == git(remote, "rev-parse", "main")
 
@@ -223,9 +227,11 @@ def test_feature_fails_once_then_passes_in_the_same_session_and_pushes(
     resumed = json.dumps(api.main_requests[2].body["messages"])
     assert "Add a farewell(name) function" in resumed  # the first prompt: same conversation
     assert "Bye {name}" in resumed  # the agent's first Write
-    assert "The tests failed" in resumed and "expected 'Goodbye, Ada!'" in resumed
+    assert "The tests failed" in resumed
+    assert "expected 'Goodbye, Ada!'" in resumed
     sessions = {turn["session_id"] for turn in result["loop"]["turns"]}
-    assert len(sessions) == 1 and None not in sessions
+    assert len(sessions) == 1
+    assert None not in sessions
     assert [turn["resumed"] for turn in result["loop"]["turns"]] == [False, True]
 
     # the tools of a feature worker; the system prompt of its kind
@@ -234,13 +240,14 @@ def test_feature_fails_once_then_passes_in_the_same_session_and_pushes(
     assert "adding a feature" in json.dumps(first["system"])
 
     arts = artifacts_of(state.state_details.flow_run_id)
-    assert "+    return f\"Goodbye, {name}!\"" in by_kind(arts, "diff")
+    assert '+    return f"Goodbye, {name}!"' in by_kind(arts, "diff")
     rows = by_kind(arts, "tests")
     assert [(r["iteration"], r["passed"]) for r in rows] == [(1, False), (2, True)]
     assert "expected 'Goodbye, Ada!'" in rows[0]["output_tail"]
     assert "Write" in by_kind(arts, "transcript")
     cost = by_kind(arts, "cost")
-    assert cost[-1]["turn"] == "total" and cost[-1]["cost_usd"] > 0
+    assert cost[-1]["turn"] == "total"
+    assert cost[-1]["cost_usd"] > 0
     assert "Status:** pushed" in by_kind(arts, "report")
     assert workspaces(state_dir) == []  # removed after success
 
@@ -264,7 +271,8 @@ def test_clarification_pauses_and_the_answer_resumes_the_same_session(
             resume_flow_run(flow_run.id, run_input={"answer": "   "})  # refused by the form's schema
         with get_client(sync_client=True) as client:
             state = client.read_flow_run(flow_run.id).state
-            assert state is not None and state.is_paused()
+            assert state is not None
+            assert state.is_paused()
         resume_flow_run(flow_run.id, run_input={"answer": "Goodbye, with a comma and an exclamation mark."})
 
     with Human("feature", answer):
@@ -277,7 +285,8 @@ def test_clarification_pauses_and_the_answer_resumes_the_same_session(
     assert question in seen["description"]
     assert seen["requests_while_paused"] == 1
     # supervised, not GitHub: the branch is pushed, no pull request, the diff is an artifact
-    assert result["status"] == "pushed" and result["pull_request_url"] is None
+    assert result["status"] == "pushed"
+    assert result["pull_request_url"] is None
     assert remote_has(remote, BRANCH)
     assert result["loop"]["exchanges"] == [
         {"question": question, "answer": "Goodbye, with a comma and an exclamation mark."}
@@ -303,14 +312,18 @@ def test_clarification_timeout_ends_the_run_and_keeps_question_and_workspace(
         feature, task=TASK, repository=str(remote), test_command=TEST_COMMAND,
         permission_level="autonomous", clarification_timeout_s=2,
     )  # fmt: skip
+    # Once a pause has expired the server fails the run with its own message, whatever the flow raised
+    # after it; our error (and the question) is in the report artifact and the logs.
     assert state.is_failed()
-    with pytest.raises(HumanTimeoutError, match="nobody answered"):
-        state.result()
+    assert "never resumed" in str(state.message)
     (kept,) = workspaces(state_dir)
     assert (kept / "repo" / "check.py").is_file()
     assert (kept / "home" / ".claude" / "projects").is_dir()  # the session is still there to resume by hand
     report = by_kind(artifacts_of(state.state_details.flow_run_id), "report")
-    assert question in report and str(kept) in report and "Status:** failed" in report
+    assert question in report
+    assert str(kept) in report
+    assert "Status:** failed" in report
+    assert f"{HumanTimeoutError.__name__}: nobody answered the agent's question within 2 s" in report
     assert not remote_has(remote, BRANCH)
 
 
@@ -323,7 +336,9 @@ def _approval_run(remote: Path, api: FakeAnthropic, approve: bool, **params: Any
         seen["pushed_before_approval"] = remote_has(remote, BRANCH)
         with pytest.raises(RuntimeError, match="Cannot resume"):
             resume_flow_run(flow_run.id, run_input={"comment": "no decision"})  # `approve` is required
-        resume_flow_run(flow_run.id, run_input={"approve": approve, "comment": "looks right" if approve else "wrong file"})
+        resume_flow_run(
+            flow_run.id, run_input={"approve": approve, "comment": "looks right" if approve else "wrong file"}
+        )
 
     with Human("feature", decide):
         state = run(feature, task=TASK, test_command=TEST_COMMAND, permission_level="human-required", **params)
@@ -335,7 +350,8 @@ def test_human_required_pushes_only_after_approval(remote: Path, api: FakeAnthro
     state, seen = _approval_run(remote, api, approve=True, repository_block="greet-repo")
     assert state.is_completed(), state.message
     assert seen["pushed_before_approval"] is False
-    assert "Approve the feature change?" in seen["description"] and "farewell.py" in seen["description"]
+    assert "Approve the feature change?" in seen["description"]
+    assert "farewell.py" in seen["description"]
     assert remote_has(remote, BRANCH)
     result = state.result()
     assert result["approval_comment"] == "looks right"
@@ -355,7 +371,9 @@ def test_human_required_rejection_pushes_nothing(remote: Path, api: FakeAnthropi
     (kept,) = workspaces(state_dir)
     assert git(kept / "repo", "log", "-1", "--format=%s").startswith("feat: Add a farewell")
     report = by_kind(artifacts_of(state.state_details.flow_run_id), "report")
-    assert "Status:** rejected" in report and "wrong file" in report and str(kept) in report
+    assert "Status:** rejected" in report
+    assert "wrong file" in report
+    assert str(kept) in report
 
 
 def test_tests_still_failing_after_max_iterations(remote: Path, api: FakeAnthropic, state_dir: Path) -> None:
@@ -419,7 +437,8 @@ def test_bad_input_fails_clearly_before_any_model_call(
     assert api.main_requests == []
     (kept,) = workspaces(state_dir)
     report = by_kind(artifacts_of(state.state_details.flow_run_id), "report")
-    assert message.split(":")[0] in report and str(kept) in report
+    assert message.split(":")[0] in report
+    assert str(kept) in report
 
 
 def test_docs_worker_has_no_shell_and_a_no_change_run_pushes_nothing(
@@ -430,11 +449,14 @@ def test_docs_worker_has_no_shell_and_a_no_change_run_pushes_nothing(
     assert result["status"] == "no-changes"
     assert result["tests"] == "untested"
     tools = {t["name"] for t in api.main_requests[0].body["tools"]}
-    assert {"Write", "Edit", "Read"} <= tools and "Bash" not in tools
+    assert {"Write", "Edit", "Read"} <= tools
+    assert "Bash" not in tools
     assert not remote_has(remote, "nightshift/docs/document-greet-in-the-readme")
 
 
-def test_review_of_a_branch_publishes_findings(remote: Path, api: FakeAnthropic, state_dir: Path, tmp_path: Path) -> None:
+def test_review_of_a_branch_publishes_findings(
+    remote: Path, api: FakeAnthropic, state_dir: Path, tmp_path: Path
+) -> None:
     work = tmp_path / "dev"
     git(tmp_path, "clone", "-q", str(remote), str(work))
     git(work, "checkout", "-q", "-b", "topic")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-def write(repo: Path, files: dict[str, str | bytes]) -> None:
+def write(repo: Path, files: Mapping[str, str | bytes]) -> None:
     for rel, content in files.items():
         path = repo / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def write(repo: Path, files: dict[str, str | bytes]) -> None:
             path.write_text(content, encoding="utf-8")
 
 
-def make_repo(root: Path, files: dict[str, str | bytes], *, use_git: bool = True) -> Path:
+def make_repo(root: Path, files: Mapping[str, str | bytes], *, use_git: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     write(root, files)
     if use_git:

@@ -124,7 +124,7 @@ def test_kind_names_are_stable() -> None:
         "openai-key", "slack-token", "slack-webhook", "google-api-key", "jwt", "url-credentials",
         "env-value", "generic-secret",
     }  # fmt: skip
-    assert SecretKind.github_token == "github-token"
+    assert str(SecretKind.github_token) == "github-token"
 
 
 def test_hits_carry_lines_and_redacted_previews() -> None:

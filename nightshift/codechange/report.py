@@ -18,7 +18,7 @@ from nightshift.codechange.target import PermissionLevel
 from nightshift.codechange.workspace import CommitInfo, DiffInfo, PushInfo
 
 ChangeStatus = Literal[
-    "running", "pushed", "pull-request", "no-changes", "reviewed", "review-posted", "rejected", "failed"
+    "running", "pushed", "pull-request", "no-changes", "reviewed", "review-posted", "rejected", "refused", "failed"
 ]
 MAX_DIFF_ARTIFACT = 60_000
 SUBJECT_MAX = 72

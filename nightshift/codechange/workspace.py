@@ -77,7 +77,10 @@ class DiffInfo(BaseModel):
 
 
 def new_workspace(run_id: str) -> Workspace:
+    """A fresh workspace for the run; what a previous attempt of the same flow run left is replaced."""
     root = state_dir() / "changes" / run_id
+    if root.exists():
+        shutil.rmtree(root)
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Workspace(root=root, repo=root / "repo", home=home)

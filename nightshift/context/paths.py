@@ -33,6 +33,8 @@ def resolve_repo(repo: Path) -> Path:
         raise ContextError(f"repository path does not exist: {repo}", path=str(repo)) from exc
     if not resolved.is_dir():
         raise ContextError(f"repository path is not a directory: {repo}", path=str(repo))
+    if not os.access(resolved, os.R_OK | os.X_OK):
+        raise ContextError(f"repository is not readable: {repo}", path=str(repo))
     return resolved
 
 

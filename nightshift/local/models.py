@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightshift.findings import Finding, Severity
+from nightshift.findings import Finding
 
 LocalStatus = Literal["completed", "needs-agent"]
 
@@ -70,13 +70,6 @@ def local_banner(method: str, tools: Sequence[ToolInfo]) -> str:
     """The opening lines of every local summary: local, not AI, what ran and with which tools."""
     names = ", ".join(tool.label() for tool in tools) or "none"
     return f"**Local analysis (no AI agent).** Method: {method}\n\nTools: {names}."
-
-
-def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
-    counts = {severity.value: 0 for severity in Severity}
-    for finding in findings:
-        counts[finding.severity.value] += 1
-    return counts
 
 
 def rows(models: Iterable[BaseModel]) -> list[dict[str, Any]]:

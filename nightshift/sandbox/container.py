@@ -36,7 +36,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Protocol
 
 from nightshift.agents.base import AgentAdapter
 from nightshift.errors import SandboxError
@@ -59,13 +59,27 @@ from nightshift.sandbox.settings import (
 
 log = logging.getLogger("nightshift.sandbox")
 
-ContainerProfile = Literal["strict", "permissive"]
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 # Host-side variables the container must not inherit: its own PATH, HOME, temp dir and CA settings apply.
 HOST_ONLY_ENV = frozenset({"PATH", "HOME", "TMPDIR", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "PWD"})
 # What the docker client itself needs from our environment.
 CLIENT_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH",
               "DOCKER_TLS_VERIFY", "LANG", "LC_ALL")  # fmt: skip
+
+
+class WarmSource(Protocol):
+    """A warm pool (see pool.py): a launch in an already started container, or None."""
+
+    def launch(
+        self,
+        sandbox: DockerSandbox,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        cwd: Path,
+        home: Path,
+        upstream: Upstream,
+    ) -> Launch | None: ...
 
 
 def is_secret(name: str) -> bool:
@@ -206,7 +220,7 @@ def hardening_flags(settings: SandboxSettings, uid: int, gid: int) -> list[str]:
         "--log-driver", "none",
         "--network", "none",
         "--read-only",
-        "--tmpfs", f"/tmp:rw,nosuid,nodev,size={settings.tmp_size}",
+        "--tmpfs", f"/tmp:rw,nosuid,nodev,size={settings.tmp_size}",  # noqa: S108 - the container's own /tmp
         "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges",
         "--user", f"{uid}:{gid}",
@@ -255,15 +269,16 @@ class DockerSandbox:
 
     def __init__(
         self,
-        profile: ContainerProfile,
+        profile: str,
         *,
         settings: SandboxSettings | None = None,
         flow_run_id: str | None = None,
-        pool: object | None = None,
+        pool: WarmSource | None = None,
     ) -> None:
         if profile not in ("strict", "permissive"):
             raise SandboxError(f"a container runs the strict or permissive profile, not {profile!r}")
-        self.profile: ContainerProfile = profile
+        self.profile: str = profile
+        self.read_only_workspace = profile == "strict"
         self.settings = settings or SandboxSettings.from_env()
         self.flow_run_id = flow_run_id or "none"
         self.pool = pool
@@ -295,9 +310,6 @@ class DockerSandbox:
         engine.require_image(self.settings.image)
         upstream = self.upstream(env)
         if self.pool is not None:
-            from nightshift.sandbox.pool import WarmPool  # noqa: PLC0415
-
-            assert isinstance(self.pool, WarmPool)
             warm = self.pool.launch(self, argv, env, cwd=cwd, home=home, upstream=upstream)
             if warm is not None:
                 return self._track(warm)
@@ -316,18 +328,20 @@ class DockerSandbox:
         launch.on_close(lambda: _LENDER.give_back(lent))
 
     def expectations(self) -> tuple[list[str], list[str]]:
-        if self.profile == "strict":
+        if self.read_only_workspace:
             return [CONTAINER_WORKDIR], [CONTAINER_HOME]
         return [], [CONTAINER_WORKDIR, CONTAINER_HOME]
 
-    def _cold(self, argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, home: Path, upstream: Upstream) -> Launch:
+    def _cold(
+        self, argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, home: Path, upstream: Upstream
+    ) -> Launch:
         run_id = uuid.uuid4().hex[:12]
         name = f"ns-{run_id}"
         uid, gid = container_user(self.settings)
         egress, ca_mounted = egress_flags(upstream, self.settings)
         plain, secret = split_env(env, upstream, self.settings, ca_mounted=ca_mounted)
         socket_dir = owner_dir(self.settings) / run_id
-        mode = "ro" if self.profile == "strict" else "rw"
+        mode = "ro" if self.read_only_workspace else "rw"
         expect_ro, expect_rw = self.expectations()
         command = [self.settings.docker_cli, "run", "-i", "--rm", "--name", name]
         for key, value in self.labels(run_id).items():

@@ -144,9 +144,10 @@ _LOOP = _LoopThread()
 
 
 class Lease:
-    """Accepts the containers' lease connections and holds them open until `close`.
+    """Accepts the containers' lease connections and holds them open until released.
 
-    Each container writes one line `ready <name>` once its bridge listens; `wait_ready` waits for it.
+    Each container writes one line `ready <name>` once its bridge listens. Closing a container's lease
+    makes it kill itself at once; `wait_ready` waits for a container's line.
     """
 
     def __init__(self, path: Path, socket_mode: int) -> None:
@@ -154,6 +155,7 @@ class Lease:
         self.socket_mode = socket_mode
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._by_name: dict[str, asyncio.StreamWriter] = {}
         self._ready: dict[str, asyncio.Event] = {}
 
     def _event(self, name: str) -> asyncio.Event:
@@ -165,16 +167,21 @@ class Lease:
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        name = None
         try:
             line = await reader.readline()
             words = line.decode(errors="replace").split()
             if len(words) == 2 and words[0] == "ready":
-                self._event(words[1]).set()
-            await reader.read()  # held until the container goes or we close
+                name = words[1]
+                self._by_name[name] = writer
+                self._event(name).set()
+            await reader.read()  # held until the container goes or we release it
         except (ConnectionError, OSError):
             pass
         finally:
             self._writers.discard(writer)
+            if name is not None and self._by_name.get(name) is writer:
+                del self._by_name[name]
             writer.close()
 
     async def wait_ready(self, name: str, timeout: float) -> bool:
@@ -184,13 +191,19 @@ class Lease:
             return False
         return True
 
-    async def release(self, name: str | None = None) -> None:
-        """Close every lease (the containers kill themselves); `name` only forgets that one's event."""
-        if name is not None:
-            self._ready.pop(name, None)
-            return
+    async def release(self, name: str) -> None:
+        """End one container's lease: it kills itself."""
+        self._ready.pop(name, None)
+        writer = self._by_name.pop(name, None)
+        if writer is not None:
+            writer.close()
+
+    async def close(self) -> None:
+        """End every lease and stop listening."""
         for writer in list(self._writers):
             writer.close()
+        self._by_name.clear()
+        self._ready.clear()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -205,9 +218,9 @@ class HostEnd:
     def __init__(self, directory: Path, upstream: Upstream, *, gid: int | None) -> None:
         self.directory = directory
         self.upstream = upstream
-        # Root: the directory is root:<container gid> 0750 and the sockets 0660, so only the
-        # container's user (and root) can reach them. Otherwise the caller's own user runs inside.
-        mode = 0o660 if gid is not None else 0o600
+        # Root: the directory is root:<container gid> 0750, so only the container's user (and root)
+        # can reach the sockets in it. Otherwise the caller's own user runs inside: 0700 / 0600.
+        mode = 0o666 if gid is not None else 0o600
         self.bridge = Bridge(UnixAddress(directory / API_SOCKET), upstream.connect, socket_mode=mode)
         self.lease = Lease(directory / LEASE_SOCKET, mode)
         self._gid = gid
@@ -217,7 +230,7 @@ class HostEnd:
         self.directory.mkdir(parents=True, exist_ok=False, mode=0o700)
         if self._gid is not None:
             os.chown(self.directory, 0, self._gid)
-            os.chmod(self.directory, 0o750)
+            os.chmod(self.directory, 0o750)  # noqa: S103 - group = the container's user
 
         async def _start() -> None:
             await self.bridge.start()
@@ -232,8 +245,10 @@ class HostEnd:
     def wait_ready(self, name: str, timeout: float) -> bool:
         return _LOOP.run(self.lease.wait_ready(name, timeout), timeout + 5)
 
-    def forget(self, name: str) -> None:
-        _LOOP.run(self.lease.release(name))
+    def release(self, name: str) -> None:
+        """End the lease of container `name`: it kills itself."""
+        if not self._closed:
+            _LOOP.run(self.lease.release(name))
 
     def close(self) -> None:
         if self._closed:
@@ -241,7 +256,7 @@ class HostEnd:
         self._closed = True
 
         async def _stop() -> None:
-            await self.lease.release()
+            await self.lease.close()
             await self.bridge.close(grace=0)
 
         try:

@@ -27,7 +27,7 @@ def client() -> Any:
     global _client
     with _lock:
         if _client is None:
-            import docker  # noqa: PLC0415 - only where containers are used
+            import docker
 
             try:
                 candidate = docker.from_env(timeout=30)
@@ -51,7 +51,7 @@ def image_exists(image: str) -> bool:
     seen = _images_seen.get(image)
     if seen is not None and time.monotonic() - seen < _IMAGE_RECHECK_S:
         return True
-    import docker.errors  # noqa: PLC0415
+    import docker.errors
 
     try:
         client().images.get(image)
@@ -70,7 +70,7 @@ def require_image(image: str) -> None:
 
 def remove_container(name: str, *, wait_s: float = 10.0) -> bool:
     """Force-remove a container (kill + remove); True when it existed. Waits until it is gone."""
-    import docker.errors  # noqa: PLC0415
+    import docker.errors
 
     existed = False
     deadline = time.monotonic() + wait_s

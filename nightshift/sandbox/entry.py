@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ready.readline() != b"ready\n":
             return _fail("the bridge to the model API did not start")
     try:
-        os.execvp(command[0], command)
+        os.execvp(command[0], command)  # noqa: S606 - becomes the agent CLI (see docstring)
     except OSError as exc:
         return _fail(f"cannot run {command[0]}: {exc}")
     return EXIT_SETUP  # not reached

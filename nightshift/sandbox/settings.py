@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -55,14 +56,12 @@ class SandboxSettings(BaseModel):
     ca_bundle: Path | None = Field(
         default_factory=_default_ca_bundle, description="mounted read-only for an HTTPS model API"
     )
-    upstream: str | None = Field(
-        default=None, description="HOST:PORT the host end connects to; None: from the API URL"
-    )
+    upstream: str | None = Field(default=None, description="HOST:PORT the host end connects to; None: from the API URL")
     api_url_env: str = Field(default="ANTHROPIC_BASE_URL", description="the CLI's variable for the API URL")
     default_api_url: str = "https://api.anthropic.com"
     warm_pool: int = Field(default=0, ge=0, description="started containers kept ready (root only)")
     state_root: Path = Field(
-        default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "nightshift-sandbox",
+        default_factory=lambda: Path(tempfile.gettempdir()) / "nightshift-sandbox",
         description="host directories of runs (sockets, pool mounts), one folder per owner process",
     )
 
