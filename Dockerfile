@@ -6,6 +6,14 @@
 #
 # Works with BuildKit and with the legacy builder (no RUN --mount, no heredocs).
 #
+# Node: not in the image. The one pinned CLI, Claude Code, is a native binary; Node-based CLIs (Gemini
+# needs Node >= 20) would not run on Debian bookworm's nodejs 18 anyway. Adding one means a stage with
+# the official Node 22 tarball (pinned + sha256), like the claude stage below, not apt's nodejs.
+#
+# The sandbox (nightshift/sandbox) runs `python -m nightshift.sandbox.entry ... -- claude ...` in this
+# image: the bytecode of the project is compiled at build time because the root file system is
+# read-only at run time.
+#
 # CA bundle: behind a TLS-intercepting proxy put the full CA bundle at docker/ca/ca-bundle.crt
 # (scripts/build_image.sh does it; git-ignored). Only the build stages use it; the final image
 # is built from BASE_IMAGE and never contains it. No API key or other secret enters any layer.

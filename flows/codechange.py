@@ -18,10 +18,10 @@ and no task may start, so the failure path publishes with plain calls only.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -41,14 +41,15 @@ from nightshift.codechange import briefs, checks, workspace
 from nightshift.codechange.github import (
     GitHubRepo,
     PullRequestPayload,
+    PullRequestRefs,
     PyGithubClient,
+    ReviewPayload,
     github_repo_of,
     pull_request_repo,
     review_payload,
 )
 from nightshift.codechange.kinds import ChangeKind, change_kind
 from nightshift.codechange.loop import AgentTurn, LoopRecord, run_loop
-from nightshift.codechange.replies import AgentReply
 from nightshift.codechange.report import (
     ChangeReport,
     approval_markdown,
@@ -61,7 +62,7 @@ from nightshift.codechange.report import (
     question_markdown,
     report_markdown,
 )
-from nightshift.codechange.review import ReviewReport, parse_review, review_prompt
+from nightshift.codechange.review import review_prompt, review_with_repairs
 from nightshift.codechange.target import ChangeTarget, PermissionLevel, branch_name, resolve_target, target_key
 from nightshift.codechange.workspace import CloneInfo, CommitInfo, DiffInfo, PushInfo, Workspace
 from nightshift.errors import (
@@ -69,11 +70,9 @@ from nightshift.errors import (
     BudgetRefusedError,
     ConfigError,
     HumanTimeoutError,
-    OutputError,
     is_retryable,
 )
 from nightshift.limits import agent_slot
-from nightshift.prompts import render_prompt
 from nightshift.runner import run_agent_checked
 from nightshift.sandbox.select import sandbox_for
 
@@ -165,6 +164,27 @@ def push_task(ws: Workspace, target: ChangeTarget, branch: str) -> PushInfo:
 def pull_request_task(target: ChangeTarget, repo: GitHubRepo, payload: PullRequestPayload) -> str:
     assert target.token is not None
     return PyGithubClient(target.token).open_pull_request(repo, payload)
+
+
+@task(name="pull-request-refs", cache_policy=NONE)
+def pull_request_refs_task(target: ChangeTarget, repo: GitHubRepo, number: int) -> PullRequestRefs:
+    assert target.token is not None
+    return PyGithubClient(target.token).pull_request_refs(repo, number)
+
+
+@task(name="post-review", cache_policy=NONE)
+def post_review_task(target: ChangeTarget, repo: GitHubRepo, number: int, payload: ReviewPayload) -> str:
+    assert target.token is not None
+    return PyGithubClient(target.token).post_review(repo, number, payload)
+
+
+@task(name="review-checkout", cache_policy=NONE)
+def review_checkout_task(
+    target: ChangeTarget, ws: Workspace, base: str, head_branch: str | None, pull_number: int | None
+) -> workspace.ReviewCheckout:
+    return workspace.checkout_for_review(
+        target, ws, base, head_branch=head_branch, pull_number=pull_number, depth=REVIEW_DEPTH
+    )
 
 
 @task(name="remove-workspace", cache_policy=NONE)
@@ -273,15 +293,26 @@ class FlowSteps:
         return answer.answer.strip()
 
 
-def ask_approval(report: ChangeReport, diff: DiffInfo, publisher: Publisher, timeout_s: int) -> ApprovalInput:
-    text = approval_markdown(report, diff, timeout_s=timeout_s)
+def preflight(profile: str, worker: str) -> None:
+    """Fail before cloning when no agent can run in the worker's sandbox (no CLI, no engine or image)."""
+    sandbox = sandbox_for(profile, flow_run_id=_run_id(), worker=worker)
+    try:
+        sandbox.binary(agent_adapter())
+    finally:
+        sandbox.close()
+
+
+def ask_approval(
+    report: ChangeReport, diff: DiffInfo, publisher: Publisher, timeout_s: int, *, action: str = "push the branch"
+) -> ApprovalInput:
+    text = approval_markdown(report, diff, timeout_s=timeout_s, action=action)
     publisher.markdown("approval", text, f"{publisher.flow_name}: approval requested")
     form = ApprovalInput.with_initial_data(description=text)
     try:
         return pause_flow_run(wait_for_input=form, timeout=timeout_s, poll_interval=_pause_poll_s())
     except FlowPauseTimeout as exc:
-        message = f"nobody approved or rejected {report.branch} within {timeout_s} s; nothing was pushed"
-        raise HumanTimeoutError(message, question=f"approve pushing {report.branch}?") from exc
+        message = f"nobody approved or rejected {report.branch} within {timeout_s} s; not done: {action}"
+        raise HumanTimeoutError(message, question=f"approve: {action} ({report.branch})?") from exc
 
 
 def _fail(report: ChangeReport, exc: BaseException, ws: Workspace, publisher: Publisher) -> None:
@@ -294,7 +325,7 @@ def _fail(report: ChangeReport, exc: BaseException, ws: Workspace, publisher: Pu
     )  # fmt: skip
     report.error = f"{type(exc).__name__}: {exc}"
     report.workspace = str(ws.root)
-    if report.base_sha and ws.repo.is_dir() and report.commit is None:
+    if report.kind != "review" and report.base_sha and ws.repo.is_dir() and report.commit is None:
         try:
             diff = workspace.worktree_diff(ws, report.base_sha)
         except Exception:
@@ -353,7 +384,7 @@ def run_change(
     )
     rename_flow_run(f"{kind.flow_name}-{_short_name(target)}-{branch_name(kind.name, task).rsplit('/', 1)[-1]}")
     try:
-        agent_adapter().binary()
+        preflight("permissive", kind.flow_name)
         github = pull_request_repo(target.clone_url(), permission_level, has_token=target.token is not None)
         base = check_source_task(target)
         cloned = clone_task(target, ws, base)
@@ -404,26 +435,6 @@ def run_change(
 # ------------------------------------------------------------------------------ the review run
 
 
-def _review_once(request: AgentRequest, max_iterations: int) -> tuple[ReviewReport, LoopRecord]:
-    """The review, with up to `max_iterations - 1` repair turns on the same session when it does not validate."""
-    record = LoopRecord()
-    for attempt in range(1, max_iterations + 1):
-        turn = agent_task(request, "strict", "review")
-        record.add_turn(turn, "task" if attempt == 1 else "repair", AgentReply(status="done"), attempt > 1)
-        try:
-            review = parse_review(turn.outcome)
-        except OutputError as exc:
-            if attempt == max_iterations or record.session_id is None:
-                raise
-            schema = json.dumps(request.json_schema, indent=2)
-            repair = render_prompt("repair.md.j2", {"errors": exc.errors, "schema_json": schema})
-            request = request.model_copy(update={"prompt": repair, "resume_id": record.session_id, "session_id": None})
-            continue
-        record.summary = review.summary
-        return review, record
-    raise AssertionError("unreachable")
-
-
 def run_review(
     *,
     task: str,
@@ -449,58 +460,49 @@ def run_review(
         permission_level=permission_level,
     )  # fmt: skip
     try:
-        agent_adapter().binary()
+        preflight("strict", kind.flow_name)
         if pull_request is not None and (github is None or target.token is None):
             raise ConfigError("reviewing a pull request needs a GitHub remote and a RepositoryTarget block's token")
         if pull_request is None and not head_branch:
             raise ConfigError("give head_branch (the branch to review) or pull_request (its number on GitHub)")
-        client = PyGithubClient(target.token) if github is not None and target.token is not None else None
-        refs = client.pull_request_refs(github, pull_request) if client and github and pull_request else None
+        refs = pull_request_refs_task(target, github, pull_request) if github and pull_request else None
         if refs is not None:
             target = target.model_copy(update={"base_branch": refs.base})
         base = check_source_task(target)
         head_label = f"pull request #{pull_request}" if refs else f"branch {head_branch}"
         rename_flow_run(f"review-{_short_name(target)}-{head_branch or pull_request}")
-        if refs is None:
-            assert head_branch is not None
-            workspace.require_branch(target, head_branch, role="branch to review")
-            head_sha = clone_task(target, ws, head_branch, depth=REVIEW_DEPTH).base_sha
-        else:
-            clone_task(target, ws, base, depth=REVIEW_DEPTH)
-            pull_ref = f"refs/pull/{refs.number}/head"
-            head_sha = workspace.fetch_branch(ws, target, pull_ref, "refs/nightshift/head", depth=REVIEW_DEPTH)
-            workspace.checkout(ws, head_sha)
-        workspace.fetch_branch(ws, target, f"refs/heads/{base}", "refs/nightshift/base", depth=REVIEW_DEPTH)
-        report.base_branch = base
-        report.base_sha = workspace.merge_base(ws, target, "refs/nightshift/base", head_sha)
+        checkout = review_checkout_task(target, ws, base, head_branch, pull_request)
+        report.base_branch, report.base_sha = base, checkout.merge_base
         report.branch = head_branch or f"pull/{pull_request}"
-        diff = workspace.range_diff(ws, report.base_sha, head_sha)
-        publisher.diff(diff, f"{head_label} against {base}")
+        publisher.diff(checkout.diff, f"{head_label} against {base}")
         tests = None
         if target.test_command:
             check_test_command_task(target.test_command, ws)
             tests = tests_task(target, ws, 1)
         prompt = review_prompt(
             task=task, repository=target.display(), head_label=head_label, base_branch=base,
-            base_sha=report.base_sha, diff=diff.patch, diff_stat=diff.stat,
+            base_sha=checkout.merge_base, diff=checkout.diff.patch, diff_stat=checkout.diff.stat,
             tests=tests.model_dump() if tests else None,
         )  # fmt: skip
-        review, report.loop = _review_once(briefs.review_request(kind, prompt, ws, model=model), max_iterations)
+        request = briefs.review_request(kind, prompt, ws, model=model)
+        agent = partial(agent_task, profile="strict", worker=kind.flow_name)
+        review, report.loop = review_with_repairs(request, agent, max_iterations=max_iterations)
         if tests is not None:
             report.loop.test_runs.append(tests)
         findings = [{"file": f.file, "line": f.line, "severity": f.severity.value, "comment": f.comment}
                     for f in review.ranked()]  # fmt: skip
         publisher.table("findings", findings, f"review findings: {head_label}")
-        posted = None
-        if refs is not None and client is not None and github is not None:
-            payload = review_payload(review, diff.patch, refs.head_sha)
+        if refs is not None and github is not None:
+            payload = review_payload(review, checkout.diff.patch, checkout.head_sha)
             if permission_level == "human-required":
-                decision = ask_approval(report, diff, publisher, approval_timeout_s)
+                action = "post the review on GitHub"
+                decision = ask_approval(report, checkout.diff, publisher, approval_timeout_s, action=action)
                 if not decision.approve:
                     raise ApprovalRejectedError("a human decided not to post the review", comment=decision.comment)
-            posted = client.post_review(github, refs.number, payload)
-        report.pull_request_url = posted or (refs.url if refs else None)
-        report.status = "review-posted" if posted else "reviewed"
+            report.pull_request_url = post_review_task(target, github, refs.number, payload)
+            report.status = "review-posted"
+        else:
+            report.status = "reviewed"
     except BaseException as exc:
         _fail(report, exc, ws, publisher)
         raise

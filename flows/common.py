@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
 from prefect.states import Cancelled
 
 from nightshift.agents.base import AgentAdapter

@@ -11,9 +11,16 @@ ANALYSIS: dict[str, Any] = dict(ANALYSIS_FLOWS)
 
 
 def all_flows() -> dict[str, Any]:
+    from flows.codechange import CODECHANGE_FLOWS
     from flows.local import LOCAL_FLOWS
 
-    return {**ANALYSIS, **LOCAL_FLOWS}
+    return {**ANALYSIS, **LOCAL_FLOWS, **CODECHANGE_FLOWS}
+
+
+def is_codechange(worker: str) -> bool:
+    from flows.codechange import CODECHANGE_FLOWS
+
+    return worker in CODECHANGE_FLOWS
 
 
 def flow_for(worker: str) -> Any:

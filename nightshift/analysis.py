@@ -182,7 +182,7 @@ def _cost(outcomes: list[AgentOutcome]) -> RunCost:
         cost.output_tokens += outcome.usage.output_tokens
         cost.cache_read_tokens += outcome.usage.cache_read_input_tokens
         cost.cache_creation_tokens += outcome.usage.cache_creation_input_tokens
-        cost.cost_usd += outcome.total_cost_usd or 0.0
+        cost.cost_usd += outcome.run_cost_usd or 0.0
         cost.duration_s += outcome.duration_s
     return cost
 

@@ -326,7 +326,7 @@ def record_outcome(outcome: AgentOutcome) -> None:
     if limits is None:
         return
     worker = _worker_name()
-    usd = outcome.total_cost_usd or 0.0
+    usd = outcome.run_cost_usd or 0.0
     with _locked_state() as state:
         for tally in (state, state.tally(worker)):
             tally.input_tokens += outcome.usage.input_tokens

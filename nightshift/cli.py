@@ -8,6 +8,7 @@ nightshift up | down | status         the server-backed main job (see nightshift
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -62,7 +63,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows import registry
 
     flow = registry.flow_for(args.worker)
-    parameters: dict[str, Any] = {"repo": str(Path(args.repo).resolve())}
+    parameters: dict[str, Any]
+    if registry.is_codechange(args.worker):
+        if not args.task and args.worker != "review":
+            raise ConfigError(f'{args.worker} needs --task "what to do"')
+        parameters = {"task": args.task or "", "repository": args.repository or str(Path(args.repo).resolve()),
+                      "permission_level": args.permission_level}  # fmt: skip
+        if args.base_branch:
+            parameters["base_branch"] = args.base_branch
+        if args.test_command:
+            parameters["test_command"] = args.test_command
+    else:
+        parameters = {"repo": str(Path(args.repo).resolve())}
     if args.worker in registry.ANALYSIS:
         parameters |= {"force": args.force, "mode": args.mode}
     state = flow(**parameters, return_state=True)
@@ -88,6 +100,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if state.is_completed() else 1
 
 
+def _stack_env(args: argparse.Namespace) -> Any:
+    """The stack of `up`/`down`/`status`, its API, home and state directory exported before prefect loads."""
+    if getattr(args, "state_dir", None):
+        os.environ["NIGHTSHIFT_STATE_DIR"] = str(Path(args.state_dir).expanduser().resolve())
+    from nightshift.ops import Stack
+
+    for service in ("EventsWorker", "APILogWorker"):  # their "Still processing items" at exit is noise here
+        logging.getLogger(service).setLevel(logging.ERROR)
+    stack = Stack(port=getattr(args, "port", None))
+    for name in ("PREFECT_API_URL", "PREFECT_HOME", "NIGHTSHIFT_STATE_DIR"):
+        os.environ[name] = stack.env()[name]
+    return stack
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from nightshift.ops import UpOptions, up
+
+    stack = _stack_env(args)
+    options = UpOptions(
+        port=args.port, repo=Path(args.repo) if args.repo else None, install=not args.no_install,
+        run_audit=not args.no_run, force=args.force, wait_s=args.wait, redeploy=args.redeploy,
+        concurrency=args.concurrency,
+    )  # fmt: skip
+    return up(options, stack=stack)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from nightshift.ops import down
+
+    return down(stack=_stack_env(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from nightshift.ops import status
+
+    return status(stack=_stack_env(args))
+
+
+def _add_stack_args(parser: argparse.ArgumentParser, *, port: bool = True) -> None:
+    parser.add_argument("--state-dir", help="state directory (default: $NIGHTSHIFT_STATE_DIR or ~/.local/share/...)")
+    if port:
+        parser.add_argument("--port", type=int, help="Prefect server port (default: the running one's, or 4200)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightshift", description="Headless coding agents as Prefect workers.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,7 +156,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--mode", choices=["auto", "agent", "local"], default="auto", help="agent, local fallback, or auto"
     )
+    change = run.add_argument_group("code-change workers (feature, bugfix, test, docs, refactor-change, review)")
+    change.add_argument("--task", help="what the agent should do")
+    change.add_argument("--repository", help="repository URL or path (default: --repo)")
+    change.add_argument("--base-branch", help="branch to start from (default: the remote's default)")
+    change.add_argument("--test-command", help="command that runs the repository's tests")
+    change.add_argument(
+        "--permission-level", choices=["autonomous", "supervised", "human-required"], default="supervised"
+    )
     run.set_defaults(func=cmd_run)
+    up = commands.add_parser(
+        "up",
+        help="start a Prefect server, deploy every worker, start a worker, run the audit",
+        description="Install what is missing, start a Prefect server (SQLite) and a process worker, bootstrap "
+        "the pool, queues, limits and blocks, `prefect deploy --all`, trigger audit/default and wait for it. "
+        "Idempotent: what runs is reused.",
+    )
+    _add_stack_args(up)
+    up.add_argument("--repo", help="repository the deployments work on (default: this checkout)")
+    up.add_argument("--no-install", action="store_true", help="do not run scripts/setup.sh when something is missing")
+    up.add_argument("--no-run", action="store_true", help="do not trigger the audit run")
+    up.add_argument("--force", action="store_true", help="the audit run ignores a fresh earlier result")
+    up.add_argument("--wait", type=float, default=1800.0, help="seconds to wait for the audit run (default 1800)")
+    up.add_argument("--redeploy", action="store_true", help="run prefect deploy --all even when nothing changed")
+    up.add_argument("--concurrency", type=int, help="agent runs alive at once (default 2)")
+    up.set_defaults(func=cmd_up)
+    down = commands.add_parser("down", help="stop the server and worker `nightshift up` started")
+    _add_stack_args(down, port=False)
+    down.set_defaults(func=cmd_down)
+    status = commands.add_parser("status", help="deployments: mode, sandbox, schedule, last and next run, cost today")
+    _add_stack_args(status, port=False)
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -14,6 +14,8 @@ and outcomes are the same, and the launch is closed (the container removed) what
 
 from __future__ import annotations
 
+import contextlib
+import json
 import tempfile
 import threading
 from collections.abc import Callable
@@ -74,7 +76,29 @@ def run_agent(
         )
     finally:
         launch.close()
-    return parser.outcome(process, home=home, cwd=request.cwd)
+    return with_run_cost(parser.outcome(process, home=home, cwd=request.cwd), request.resume_id)
+
+
+SESSION_COSTS = ".nightshift-session-costs.json"
+
+
+def with_run_cost(outcome: AgentOutcome, resumed_from: str | None) -> AgentOutcome:
+    """Set `run_cost_usd`: on `--resume` the CLI reports the session's running total, so this run's own
+    cost is that total less what the session had cost before (remembered in the run's HOME, which a
+    resume shares by necessity)."""
+    ledger_path = outcome.home / SESSION_COSTS
+    try:
+        ledger: dict[str, float] = json.loads(ledger_path.read_text())
+    except (OSError, ValueError):
+        ledger = {}
+    total = outcome.total_cost_usd or 0.0
+    before = ledger.get(resumed_from, 0.0) if resumed_from else 0.0
+    outcome.run_cost_usd = round(max(0.0, total - before), 10)
+    if outcome.session_id and outcome.total_cost_usd is not None:
+        ledger[outcome.session_id] = total
+        with contextlib.suppress(OSError):
+            ledger_path.write_text(json.dumps(ledger))
+    return outcome
 
 
 def run_agent_checked(

@@ -13,6 +13,8 @@
 #   NIGHTSHIFT_CA_BUNDLE    CA bundle for HTTPS in the build (default the system bundle;
 #                           empty string = none)
 #   NIGHTSHIFT_BUILD_LOG    full docker build output (default /tmp/nightshift-build.log)
+#   NIGHTSHIFT_PREPARE_ONLY=1  stop before `docker build`: engine, base image and CA bundle ready
+#                           (the first build step of deployments/docker-pool.yaml)
 # Extra arguments are passed to `docker build` (e.g. --no-cache, --build-arg X=Y).
 set -euo pipefail
 
@@ -43,6 +45,11 @@ if [[ -n $CA_BUNDLE ]]; then
     cmp -s "$CA_BUNDLE" "$CA_DEST" 2>/dev/null || install -m 0644 "$CA_BUNDLE" "$CA_DEST"
 else
     rm -f "$CA_DEST"
+fi
+
+if [[ ${NIGHTSHIFT_PREPARE_ONLY:-0} == 1 ]]; then
+    say "context ready for $IMAGE (engine, base image $BASE_IMAGE, CA bundle); not building (NIGHTSHIFT_PREPARE_ONLY=1)"
+    exit 0
 fi
 
 # Without the buildx plugin the CLI would refuse DOCKER_BUILDKIT=1; use the legacy builder.

@@ -56,6 +56,7 @@ if [ "$SYSTEM" = 1 ]; then
   log "chromium: $(chromium --version 2>/dev/null || echo missing)"
   if [ -x scripts/ensure_docker.sh ] || [ -f scripts/ensure_docker.sh ]; then
     bash scripts/ensure_docker.sh
+    bash scripts/build_image.sh  # the worker image the sandbox tests run (cached: seconds)
   fi
 fi
 log "done ($ROOT)"

@@ -65,7 +65,8 @@ def _sandbox_leftovers() -> Iterator[None]:
     left = reaper.leftovers(owner=me)
     reaper.reap(owner=me)
     assert not left.containers, f"sandbox containers left behind: {left.containers}"
-    assert not left.networks and not left.volumes, f"labelled networks/volumes left behind: {left}"
+    assert not left.networks, f"labelled networks left behind: {left.networks}"
+    assert not left.volumes, f"labelled volumes left behind: {left.volumes}"
 
 
 @pytest.fixture(scope="session")

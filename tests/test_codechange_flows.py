@@ -233,6 +233,10 @@ def test_feature_fails_once_then_passes_in_the_same_session_and_pushes(
     assert len(sessions) == 1
     assert None not in sessions
     assert [turn["resumed"] for turn in result["loop"]["turns"]] == [False, True]
+    # a resumed run reports the session's running total; each turn is charged only its own share
+    turn_costs = [turn["cost_usd"] for turn in result["loop"]["turns"]]
+    assert all(cost > 0 for cost in turn_costs)
+    assert result["loop"]["cost"]["cost_usd"] == pytest.approx(sum(turn_costs))
 
     # the tools of a feature worker; the system prompt of its kind
     first = api.main_requests[0].body
@@ -374,6 +378,26 @@ def test_human_required_rejection_pushes_nothing(remote: Path, api: FakeAnthropi
     assert "Status:** rejected" in report
     assert "wrong file" in report
     assert str(kept) in report
+
+
+def test_approval_timeout_pushes_nothing_and_keeps_the_commit(
+    remote: Path, api: FakeAnthropic, state_dir: Path
+) -> None:
+    script(api, write_farewell(RIGHT), done())
+    state = run(
+        feature, task=TASK, repository=str(remote), test_command=TEST_COMMAND,
+        permission_level="human-required", approval_timeout_s=2,
+    )  # fmt: skip
+    assert state.is_failed()
+    assert "never resumed" in str(state.message)
+    assert not remote_has(remote, BRANCH)
+    (kept,) = workspaces(state_dir)
+    assert git(kept / "repo", "log", "-1", "--format=%s").startswith("feat: Add a farewell")
+    arts = artifacts_of(state.state_details.flow_run_id)
+    report = by_kind(arts, "report")
+    assert "nobody approved or rejected" in report
+    assert str(kept) in report
+    assert "Approve the feature change?" in by_kind(arts, "approval")
 
 
 def test_tests_still_failing_after_max_iterations(remote: Path, api: FakeAnthropic, state_dir: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from flows.codechange import ApprovalInput, ClarificationInput
-from nightshift.agents.base import AgentOutcome
+from nightshift.agents.base import AgentOutcome, AgentRequest
+from nightshift.agents.claude import ClaudeAdapter, ClaudeSettings
 from nightshift.codechange import checks, workspace
 from nightshift.codechange.briefs import change_request, review_request, task_prompt
 from nightshift.codechange.gitauth import auth_header, git_env, redact_token
@@ -24,13 +28,21 @@ from nightshift.codechange.github import (
     review_payload,
 )
 from nightshift.codechange.kinds import CHANGE_KINDS, change_kind
-from nightshift.codechange.loop import LoopRecord
+from nightshift.codechange.loop import AgentTurn, LoopRecord
 from nightshift.codechange.replies import parse_reply
 from nightshift.codechange.report import ChangeReport, commit_message
-from nightshift.codechange.review import ReviewFinding, ReviewReport, new_side_lines, split_by_diff
+from nightshift.codechange.review import (
+    ReviewFinding,
+    ReviewReport,
+    new_side_lines,
+    review_with_repairs,
+    split_by_diff,
+)
 from nightshift.codechange.target import ChangeTarget, branch_name, resolve_target, slugify, target_key
 from nightshift.errors import ConfigError, PushRejectedError, TestCommandError, WorkspaceError
 from nightshift.process import run_command
+from nightshift.runner import run_agent_checked
+from nightshift.testing.fake_anthropic import FakeAnthropic, StructuredOutput, Text
 from tests.conftest import git, make_repo
 
 TOKEN = "ghp_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8"
@@ -479,3 +491,121 @@ def test_review_payload_puts_findings_on_diff_lines_inline() -> None:
     ]
     assert "Mostly fine." in body["body"]
     assert "`app.py:40` **high** — g() leaks a file handle" in body["body"]
+
+
+# --------------------------------------------------------------- a token over real smart HTTP
+
+
+class _GitHttpHandler(BaseHTTPRequestHandler):
+    """`git http-backend` (git's own smart-HTTP server) behind Basic auth with one accepted header."""
+
+    server: _GitHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        self.server.seen_auth.append(self.headers.get("Authorization") or "")
+        if self.headers.get("Authorization") != self.server.expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path, _, query = self.path.partition("?")
+        env = {
+            "PATH": "/usr/bin:/bin", "GIT_PROJECT_ROOT": str(self.server.root), "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": "bot",
+            "CONTENT_TYPE": self.headers.get("Content-Type") or "", "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding") or "",
+        }  # fmt: skip
+        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=True).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        headers = [line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line]
+        status = next((int(v.split()[0]) for k, v in headers if k.lower() == "status"), 200)
+        self.send_response(status)
+        for key, value in headers:
+            if key.lower() != "status":
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _GitHttpServer(ThreadingHTTPServer):
+    def __init__(self, root: Path, expected: str) -> None:
+        super().__init__(("127.0.0.1", 0), _GitHttpHandler)
+        self.root = root
+        self.expected = expected
+        self.seen_auth: list[str] = []
+
+
+def test_a_token_from_the_block_authenticates_clone_and_push_over_https_like_http(
+    remote: Path, state_dir: Path
+) -> None:
+    server = _GitHttpServer(remote.parent, auth_header(SecretStr(TOKEN)).split(": ", 1)[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{remote.name}"
+        anonymous = ChangeTarget(repository=url)
+        with pytest.raises(WorkspaceError, match="cannot be read") as info:
+            workspace.resolve_base_branch(anonymous)  # no token: a clear failure, no prompt, no hang
+        assert "terminal prompts disabled" in str(info.value)
+        assert "give a RepositoryTarget block with a token" in str(info.value)
+        target = ChangeTarget(repository=url, token=SecretStr(TOKEN))
+        assert workspace.resolve_base_branch(target) == "main"
+        ws = workspace.new_workspace("run-http")
+        workspace.clone(target, ws, "main")
+        (ws.repo / "e.py").write_text("e = 5\n")
+        workspace.commit_all(ws, "add e")
+        workspace.push_branch(ws, target, "nightshift/feature/e")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert git(remote, "show", "nightshift/feature/e:e.py") == "e = 5\n"
+    assert server.expected in server.seen_auth  # the token did authenticate ...
+    config = (ws.repo / ".git" / "config").read_text()
+    assert TOKEN not in config  # ... and is nowhere on disk in the clone
+    assert server.expected not in config
+    assert git(ws.repo, "remote", "get-url", "origin").strip() == url
+
+
+# ------------------------------------------------------------ review repair turns, real CLI
+
+
+def test_an_invalid_review_gets_a_repair_turn_on_the_same_session(
+    tmp_path: Path, state_dir: Path, claude_bin: Path
+) -> None:
+    finding = {"file": "a.py", "line": 1, "severity": "low", "comment": "name x better"}
+    script = [
+        Text(text="Looks fine to me."),
+        Text(text="Really fine."),
+        StructuredOutput(value={"summary": "ok", "findings": [finding]}),
+    ]
+    ws = workspace.new_workspace("run-review")
+    ws.repo.mkdir()
+    with FakeAnthropic(script) as api:
+        adapter = ClaudeAdapter(
+            ClaudeSettings(binary=claude_bin, base_url=api.url, api_key=SecretStr("x"), max_api_retries=0)
+        )
+
+        def agent(request: AgentRequest) -> AgentTurn:
+            outcome = run_agent_checked(request, adapter=adapter)
+            return AgentTurn(outcome=outcome, transcript=adapter.transcript(outcome))
+
+        request = review_request(change_kind("review"), "Review this.", ws, model="haiku")
+        review, record = review_with_repairs(request, agent, max_iterations=2)
+        repair = json.dumps(api.main_requests[-1].body["messages"])
+    assert [f.model_dump(mode="json") for f in review.findings] == [finding]
+    assert [turn.purpose for turn in record.turns] == ["task", "repair"]
+    assert len({turn.session_id for turn in record.turns}) == 1
+    assert "could not be used" in repair
+    assert "Looks fine to me." in repair  # the same conversation

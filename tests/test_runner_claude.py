@@ -168,6 +168,11 @@ def test_resume_carries_the_history(tmp_path: Path, claude_bin: Path) -> None:
         resumed_messages = json.dumps(api.main_requests[1].body["messages"])
     assert second.succeeded
     assert second.session_id == str(session)
+    # on --resume the CLI reports the session's running total; the runner derives this run's own cost
+    assert first.total_cost_usd and second.total_cost_usd
+    assert second.total_cost_usd > first.total_cost_usd
+    assert second.run_cost_usd == pytest.approx(second.total_cost_usd - first.total_cost_usd)
+    assert first.run_cost_usd == pytest.approx(first.total_cost_usd)
     assert "Ask me for the code word." in resumed_messages
     assert "What is the code word?" in resumed_messages
     assert "It is PINEAPPLE." in resumed_messages

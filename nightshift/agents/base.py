@@ -122,7 +122,8 @@ class AgentOutcome(BaseModel):
     cli_version: str | None = None
     num_turns: int | None = None
     usage: Usage = Field(default_factory=Usage)
-    total_cost_usd: float | None = None
+    total_cost_usd: float | None = Field(default=None, description="as the CLI reports it (a session total)")
+    run_cost_usd: float | None = Field(default=None, description="this run's own cost (set by the runner)")
     duration_s: float
     api_error_status: int | None = None
     api_retries: int = 0

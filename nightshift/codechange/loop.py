@@ -75,9 +75,10 @@ class LoopRecord(BaseModel):
 
     def add_turn(self, turn: AgentTurn, purpose: TurnPurpose, reply: AgentReply, resumed: bool) -> None:
         outcome = turn.outcome
+        cost_usd = outcome.run_cost_usd or 0.0  # the runner subtracts earlier runs of a resumed session
         self.session_id = outcome.session_id or self.session_id
         self.transcript += turn.transcript
-        add_cost(self.cost, outcome)
+        add_cost(self.cost, outcome, cost_usd)
         self.turns.append(
             TurnSummary(
                 index=len(self.turns) + 1,
@@ -87,7 +88,7 @@ class LoopRecord(BaseModel):
                 reply=reply.status,
                 structured=reply.structured,
                 num_turns=outcome.num_turns,
-                cost_usd=outcome.total_cost_usd or 0.0,
+                cost_usd=cost_usd,
                 duration_s=round(outcome.duration_s, 3),
             )
         )
@@ -95,7 +96,7 @@ class LoopRecord(BaseModel):
             self.summary = reply.summary
 
 
-def add_cost(cost: RunCost, outcome: AgentOutcome) -> None:
+def add_cost(cost: RunCost, outcome: AgentOutcome, cost_usd: float) -> None:
     cost.agent_calls += 1
     cost.model = outcome.model or cost.model
     cost.cli_version = outcome.cli_version or cost.cli_version
@@ -104,7 +105,7 @@ def add_cost(cost: RunCost, outcome: AgentOutcome) -> None:
     cost.output_tokens += outcome.usage.output_tokens
     cost.cache_read_tokens += outcome.usage.cache_read_input_tokens
     cost.cache_creation_tokens += outcome.usage.cache_creation_input_tokens
-    cost.cost_usd += outcome.total_cost_usd or 0.0
+    cost.cost_usd += cost_usd
     cost.duration_s += outcome.duration_s
 
 

@@ -206,12 +206,12 @@ def question_markdown(kind: str, question: str, *, workspace: str, timeout_s: in
     )
 
 
-def approval_markdown(report: ChangeReport, diff: DiffInfo, *, timeout_s: int) -> str:
+def approval_markdown(report: ChangeReport, diff: DiffInfo, *, timeout_s: int, action: str = "push the branch") -> str:
     return (
         f"# Approve the {report.kind} change?\n\n"
         f"Branch `{report.branch}` on {report.repository}, {len(diff.files)} file(s) changed; the full diff is "
         f"in the diff artifact of this run.\n\n```\n{diff.stat.strip()}\n```\n\n"
         f"**Agent summary:** {report.loop.summary.strip() or '-'}\n\n"
-        f"Resume with `approve` checked to push it, unchecked to reject (a comment helps); "
-        f"without an answer within {timeout_s} s nothing is pushed.\n"
+        f"Resume with `approve` checked to {action}, unchecked to reject (a comment helps); "
+        f"without an answer within {timeout_s} s nothing happens and the run ends.\n"
     )

@@ -7,14 +7,18 @@ lines still reach the review, in its body, so nothing the agent found is dropped
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nightshift.agents.base import AgentOutcome
+from nightshift.agents.base import AgentOutcome, AgentRequest
+from nightshift.codechange.loop import AgentTurn, LoopRecord
+from nightshift.codechange.replies import AgentReply
 from nightshift.errors import OutputError
-from nightshift.findings import Finding, Severity
+from nightshift.findings import Severity
 from nightshift.prompts import render_prompt
 
 MAX_DIFF_CHARS = 120_000
@@ -56,13 +60,6 @@ class ReviewFinding(BaseModel):
     @classmethod
     def _relative(cls, value: str) -> str:
         return value.strip().removeprefix("./").removeprefix("b/")
-
-    def as_finding(self) -> Finding:
-        title = self.comment.strip().splitlines()[0][:120]
-        return Finding(
-            worker="review", rule="review", severity=self.severity, file=self.file, line=self.line,
-            title=title, description=self.comment,
-        )  # fmt: skip
 
 
 class ReviewReport(BaseModel):
@@ -147,3 +144,26 @@ def review_prompt(
             "tests": tests,
         },
     )
+
+
+def review_with_repairs(
+    request: AgentRequest, agent: Callable[[AgentRequest], AgentTurn], *, max_iterations: int
+) -> tuple[ReviewReport, LoopRecord]:
+    """Run the review; an answer that does not validate gets up to `max_iterations - 1` repair turns on
+    the same session (the validation errors and the schema as the prompt). Still invalid: `OutputError`."""
+    record = LoopRecord()
+    for attempt in range(1, max_iterations + 1):
+        turn = agent(request)
+        record.add_turn(turn, "task" if attempt == 1 else "repair", AgentReply(status="done"), resumed=attempt > 1)
+        try:
+            review = parse_review(turn.outcome)
+        except OutputError as exc:
+            if attempt == max_iterations or record.session_id is None:
+                raise
+            schema = json.dumps(request.json_schema, indent=2)
+            repair = render_prompt("repair.md.j2", {"errors": exc.errors, "schema_json": schema})
+            request = request.model_copy(update={"prompt": repair, "resume_id": record.session_id, "session_id": None})
+            continue
+        record.summary = review.summary
+        return review, record
+    raise OutputError("no review: max_iterations must be at least 1", raw="")

@@ -111,9 +111,7 @@ def resolve_target(
     """Explicit flow parameters win over the block's values; the token only ever comes from the block."""
     if block is None and not repository:
         raise ConfigError("give a repository (URL or path) or the name of a RepositoryTarget block")
-    fields = block.model_dump() if block is not None else {}
-    if block is not None:
-        fields["token"] = block.token
+    fields = block.model_dump() if block is not None else {}  # python mode: the token stays a SecretStr
     for name, value in (("repository", repository), ("base_branch", base_branch), ("test_command", test_command)):
         if value:
             fields[name] = value

@@ -32,6 +32,7 @@ LOCAL_EXCLUDES = (
 )  # fmt: skip
 _PROBLEM_PREFIXES = ("fatal:", "error:", "remote:", "!", "warning: could not")
 _QUOTED_STREAM = re.compile(r"^(?:stderr|stdout): '")
+_AUTH_MARKERS = ("terminal prompts disabled", "Authentication failed", "could not read Username")
 
 
 class Workspace(BaseModel):
@@ -97,6 +98,8 @@ def git_problem(exc: git.GitCommandError, target: ChangeTarget | None = None) ->
     lines = [line for line in lines if line]
     useful = [line for line in lines if line.lower().startswith(_PROBLEM_PREFIXES)]
     text = "; ".join(dict.fromkeys(useful)) or (lines[-1] if lines else f"git exited {exc.status}")
+    if any(marker in text for marker in _AUTH_MARKERS):
+        text += " (the remote wants credentials: give a RepositoryTarget block with a token)"
     return redact_token(text.replace("\t", " "), target.token if target else None)
 
 
@@ -221,10 +224,6 @@ def start_branch(workspace: Workspace, target: ChangeTarget, name: str) -> str:
     return chosen
 
 
-def current_branch(workspace: Workspace) -> str:
-    return git.Repo(workspace.repo).active_branch.name
-
-
 def worktree_diff(workspace: Workspace, base_sha: str) -> DiffInfo:
     """Everything that differs from `base_sha`: committed, staged, unstaged and new files."""
     repo = git.Repo(workspace.repo)
@@ -308,3 +307,36 @@ def range_diff(workspace: Workspace, base_sha: str, head_sha: str) -> DiffInfo:
         stat=str(repo.git.diff("--stat", base_sha, head_sha)),
         files=[f for f in str(repo.git.diff("--name-only", base_sha, head_sha)).splitlines() if f],
     )
+
+
+class ReviewCheckout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    head_sha: str
+    merge_base: str
+    diff: DiffInfo
+
+
+def checkout_for_review(
+    target: ChangeTarget,
+    workspace: Workspace,
+    base: str,
+    *,
+    head_branch: str | None,
+    pull_number: int | None,
+    depth: int,
+) -> ReviewCheckout:
+    """Clone the reviewed head (a branch, or GitHub's `refs/pull/<n>/head`), fetch the base, and diff the
+    head against their merge base: what the change itself adds, whatever happened on the base since."""
+    if pull_number is None:
+        if head_branch is None:
+            raise WorkspaceError("nothing to review: give a branch or a pull request number")
+        require_branch(target, head_branch, role="branch to review")
+        head_sha = clone(target, workspace, head_branch, depth=depth).base_sha
+    else:
+        clone(target, workspace, base, depth=depth)
+        head_sha = fetch_branch(workspace, target, f"refs/pull/{pull_number}/head", "refs/nightshift/head", depth=depth)
+        checkout(workspace, head_sha)
+    fetch_branch(workspace, target, f"refs/heads/{base}", "refs/nightshift/base", depth=depth)
+    fork = merge_base(workspace, target, "refs/nightshift/base", head_sha)
+    return ReviewCheckout(head_sha=head_sha, merge_base=fork, diff=range_diff(workspace, fork, head_sha))

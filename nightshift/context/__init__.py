@@ -20,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from nightshift.context.budget import Loaded, select
-from nightshift.context.files import scan, start_listing
+from nightshift.context.files import BINARY_REASON, scan, start_listing
 from nightshift.context.history import History, git_history
-from nightshift.context.index import HashIndex, tree_hash
+from nightshift.context.index import MINIFIED_AVG_LINE, HashIndex, read_facts
 from nightshift.context.models import (
     TOKEN_ESTIMATE,
     ContextBundle,
@@ -90,17 +91,23 @@ def gather_context(
         git_history(root, policy.history_commits) if policy.needs_history and listing.source == "git" else History()
     )
     ranked = rank(
-        [(c.path, c.facts.chars, c.facts.entry) for c in found.eligible],
+        zip(found.paths, found.chars, found.entry_hints, strict=True),
         policy,
         signals or ContextSignals(),
         history=history,
         listed=listing.paths,
     )
-    symlinks = {c.path for c in found.eligible if c.symlink}
+    position = {path: i for i, path in enumerate(found.paths)}
+
+    def load(path: str) -> Loaded | tuple[SkipCode, str]:
+        i = position[path]
+        scanned = Scanned(found.sizes[i], found.sha256s[i], path in found.symlinks)
+        return _load(root, path, scanned, index, spec.max_file_bytes)
+
     selection = select(
         ranked,
-        {c.path: c.facts.chars for c in found.eligible},
-        lambda path: _load(root, path, path in symlinks, index),
+        dict(zip(found.paths, found.chars, strict=True)),
+        load,
         budget=spec.budget_tokens,
         truncate_top_n=policy.truncate_top_n,
         chunking=spec.chunking,
@@ -116,7 +123,7 @@ def gather_context(
         total_tokens=sum(f.tokens for f in files),
         budget_tokens=spec.budget_tokens,
         chunks=selection.chunks,
-        tree_hash=tree_hash(found.digests),
+        tree_hash=found.tree_hash,
         listed_with=listing.source,
     )
 
@@ -144,24 +151,45 @@ def warm_index(repo: Path, cache_dir: Path, *, spec: ContextSpec | None = None) 
     return index.misses
 
 
-def _load(root: Path, path: str, symlink: bool, index: HashIndex) -> Loaded | str:
-    """Read a selected file and redact it (unless these exact bytes are known to be clean)."""
+class Scanned(NamedTuple):
+    """What the scan saw of a file it found eligible."""
+
+    size: int
+    sha256: str
+    symlink: bool  # a symlink to a file inside the repository
+
+
+def _load(
+    root: Path, path: str, scanned: Scanned, index: HashIndex, max_file_bytes: int
+) -> Loaded | tuple[SkipCode, str]:
+    """Read a selected file and redact it (unless these exact bytes are known to be clean).
+
+    A file that changed since the scan is held to the scan's rules again before it is shown:
+    not grown beyond `max_file_bytes`, not become empty, binary or minified."""
     full = f"{root}/{path}"
-    if symlink and not inside_repo(str(root), os.path.realpath(full)):  # retargeted since the scan
-        return "symlink whose target escapes the repository"
+    if scanned.symlink and not inside_repo(str(root), os.path.realpath(full)):  # retargeted since the scan
+        return SkipCode.unreadable, "symlink whose target escapes the repository"
     try:
         # a file that was no symlink at scan time must not have become one
-        fd = os.open(full, os.O_RDONLY | (0 if symlink else os.O_NOFOLLOW))
+        fd = os.open(full, os.O_RDONLY | (0 if scanned.symlink else os.O_NOFOLLOW))
         try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
+            data = os.read(fd, scanned.size + 1)  # all of it, in one read, unless it changed size
+            if len(data) != scanned.size:  # read on, to the end or past the limit
+                chunks, total = [data], len(data)
+                while total <= max_file_bytes and (chunk := os.read(fd, 1 << 20)):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                data = b"".join(chunks)
+            if len(data) > max_file_bytes:
+                size = os.fstat(fd).st_size
+                return SkipCode.too_large, f"too large ({size} bytes > max_file_bytes={max_file_bytes})"
         finally:
             os.close(fd)
     except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    data = b"".join(chunks)
+        return SkipCode.unreadable, f"unreadable ({exc.strerror or exc})"
     sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 != scanned.sha256 and (refused := _refusal(data, path)) is not None:
+        return refused
     text = data.decode("utf-8", "replace")
     if index.known_clean(path, sha256):
         return Loaded(text, [], sha256)
@@ -170,3 +198,15 @@ def _load(root: Path, path: str, symlink: bool, index: HashIndex) -> Loaded | st
     if hits:  # the hash of the original would let a weak secret be guessed offline
         sha256 = hashlib.sha256(content.encode("utf-8", "surrogateescape")).hexdigest()
     return Loaded(content, hits, sha256)
+
+
+def _refusal(data: bytes, path: str) -> tuple[SkipCode, str] | None:
+    """Why the scan would now skip these contents of a file it let through, if it would."""
+    if not data:
+        return SkipCode.empty, "empty file"
+    facts = read_facts(data, path)
+    if facts.binary:
+        return SkipCode.binary, BINARY_REASON
+    if facts.minified:
+        return SkipCode.minified, f"minified (average line {facts.avg_line} chars > {MINIFIED_AVG_LINE})"
+    return None

@@ -31,7 +31,7 @@ class Loaded:
     sha256: str
 
 
-Loader = Callable[[str], "Loaded | str"]  # the file, or why it could not be read
+Loader = Callable[[str], "Loaded | tuple[SkipCode, str]"]  # the file, or why it is not shown after all
 
 
 @dataclass
@@ -104,8 +104,8 @@ def select(
             over_budget(item.path, estimate, exact=False)
             continue
         loaded = load(item.path)
-        if isinstance(loaded, str):
-            selection.skipped.append(SkippedFile(path=item.path, code=SkipCode.unreadable, reason=loaded))
+        if not isinstance(loaded, Loaded):
+            selection.skipped.append(SkippedFile(path=item.path, code=loaded[0], reason=loaded[1]))
             continue
         content, hits, tokens = loaded.content, loaded.hits, estimate_tokens(len(loaded.content))
         target = next((i for i, left in enumerate(room) if left >= tokens), None)

@@ -3,14 +3,27 @@
 Listing. In a git work tree, one `git ls-files -co --exclude-standard -z` call: tracked
 files plus untracked ones that no ignore rule (.gitignore at any depth, .git/info/exclude,
 the global excludes file) hides; alongside it (in parallel) `git diff-files` names the
-tracked files gone from the working tree. Elsewhere, a walk that honours every .gitignore
-the way git does (deeper files win, an ignored directory is not entered, `.git` is never
-entered). Ignored files are not candidates and are not reported.
+tracked files that differ from git's index in the working tree, among them the ones gone
+(which includes every file reached through a directory replaced by a symlink). Elsewhere,
+a walk that honours every .gitignore the way git does (deeper files win, an ignored
+directory is not entered, `.git` is never entered). Ignored files are not candidates and
+are not reported.
+
+Git's index as a stat cache. Once diff-files is done, `git ls-files --debug` gives the
+size and mtime git's index records for each tracked file. For a tracked regular file that
+diff-files found unchanged (git compared the lstat of the file with that record: type,
+size, mtime, ctime, inode...), that record *is* the file's stat, so the hash index is
+asked with it and the file costs no system call at all. Git runs with fsmonitor off and
+the full stat check on, whatever the repository's configuration; files that git was told
+to assume unchanged, or keeps out of the working tree (skip-worktree), unmerged files,
+symlinks and submodules are never taken on git's word. Everything else (untracked or
+changed files, output git does not print as expected) takes the lstat below.
 
 Filtering, in this order, each refusal reported as a `SkippedFile` with its reason:
 include globs (a file no include matches was never asked for and is not reported),
 exclude globs, vendored or generated paths (node_modules, vendor, dist, build, .venv,
-third_party, lock files, *.min.js...), then an lstat: a symlink is followed only when its
+third_party, lock files, *.min.js...), then (unless git vouched for the file, above) an
+lstat: a symlink is followed only when its
 target is inside the repository, and a file reached through a symlinked directory only
 when that directory resolves inside it (neither git nor the walk enters such a directory,
 so git reports the files behind one as gone, and only those are resolved); empty files
@@ -26,13 +39,22 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import pathspec
 
-from nightshift.context.index import BINARY_SNIFF_BYTES, MINIFIED_AVG_LINE, FileFacts, HashIndex
+from nightshift.context.index import (
+    BINARY,
+    BINARY_SNIFF_BYTES,
+    ENTRY_HINTS,
+    MINIFIED,
+    MINIFIED_AVG_LINE,
+    HashIndex,
+    tree_hash_lines,
+)
 from nightshift.context.models import SkipCode, SkippedFile
 from nightshift.context.paths import GlobSet, inside_repo
 
@@ -61,13 +83,9 @@ class Listing:
     # tracked files git finds gone from the working tree, which includes every file reached
     # through a directory that has been replaced by a symlink (git never follows those)
     gone: frozenset[str] = frozenset()
-
-
-class Candidate(NamedTuple):
-    path: str
-    size: int
-    facts: FileFacts
-    symlink: bool  # a symlink to a file inside the repository
+    # tracked regular files git finds unchanged in the working tree -> the stat key (see
+    # `index.stat_key`) git's index holds for them, which is then the file's own
+    unchanged: dict[str, str] = field(default_factory=dict)
 
 
 class _Regular(NamedTuple):
@@ -78,15 +96,30 @@ class _Regular(NamedTuple):
 
 @dataclass
 class Scan:
-    eligible: list[Candidate] = field(default_factory=list)
+    """The files left after filtering, as columns (thousands of files make no object each)."""
+
+    paths: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # in bytes
+    sha256s: list[str] = field(default_factory=list)  # of the contents scanned
+    chars: list[int] = field(default_factory=list)  # length in characters, before redaction
+    entry_hints: list[str] = field(default_factory=list)  # "main-guard", "routes" or ""
+    symlinks: set[str] = field(default_factory=set)  # eligible symlinks to files inside the repository
     skipped: list[SkippedFile] = field(default_factory=list)
-    digests: list[tuple[str, str]] = field(default_factory=list)  # (path, sha256 or skip reason)
+    # "<path>\0<sha256 or skip reason>\n" of every file looked at: see `index.tree_hash`
+    tree_lines: list[str] = field(default_factory=list)
+
+    @property
+    def tree_hash(self) -> str:
+        return tree_hash_lines(self.tree_lines)
 
 
-_GIT_LISTINGS = (
-    ["ls-files", "-co", "--exclude-standard", "-z"],
-    ["diff-files", "--name-only", "--relative", "--diff-filter=D", "-z"],
-)
+_GIT = ("git", "-c", "core.quotepath=off")
+# where git's stat comparison is trusted: it must lstat every file itself and compare every field
+_FULL_STAT_CHECK = ("-c", "core.fsmonitor=false", "-c", "core.checkStat=default", "-c", "core.trustctime=true")
+_LIST = ("ls-files", "-co", "--exclude-standard", "-z")
+_CHANGED = (*_FULL_STAT_CHECK, "diff-files", "--name-status", "--relative", "-z")
+_INDEX_STATS = (*_FULL_STAT_CHECK, "ls-files", "-c", "-s", "-t", "-v", "--debug", "-z")
+_TRUSTED_HEADS = ("H 100644 ", "H 100755 ")  # tag H: neither assume-unchanged nor skip-worktree
 
 
 def list_files(repo: Path) -> Listing:
@@ -99,42 +132,92 @@ class PendingListing:
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
+        self._running: list[subprocess.Popen[bytes]] = []
+        listing = self._start(_LIST)
+        changed = self._start(_CHANGED) if listing else None
+        self._git = (listing, changed) if listing and changed else None
+
+    def _start(self, argv: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
         try:
-            self._running: list[subprocess.Popen[bytes]] = [
-                subprocess.Popen(
-                    ["git", "-c", "core.quotepath=off", *argv],
-                    cwd=repo,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                )
-                for argv in _GIT_LISTINGS
-            ]
+            process = subprocess.Popen([*_GIT, *argv], cwd=self.repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except OSError:  # no git
-            self._running = []
+            return None
+        self._running.append(process)
+        return process
 
     def result(self) -> Listing:
-        outputs = self._git_outputs()
-        if outputs is None:
-            return Listing(sorted(_walk(self.repo)), "filesystem")
-        paths, gone = outputs
-        return Listing(sorted(set(paths)), "git", frozenset(gone))
-
-    def _git_outputs(self) -> list[list[str]] | None:
-        if not self._running:
-            return None
-        finished = []
         try:
-            for process in self._running:
-                out, _ = process.communicate(timeout=GIT_TIMEOUT_S)
-                finished.append((process.returncode, out))
+            listing = self._git_listing()
         except subprocess.TimeoutExpired:
+            listing = None
+        finally:
             for process in self._running:
-                process.kill()
-                process.communicate()
+                if process.returncode is None:
+                    process.kill()
+                    process.communicate()
+        return listing or Listing(sorted(_walk(self.repo)), "filesystem")
+
+    def _git_listing(self) -> Listing | None:
+        if self._git is None:
             return None
-        if any(code != 0 for code, _ in finished):  # not a work tree (or git refuses it): walk instead
+        listing, changed = self._git
+        deadline = time.monotonic() + GIT_TIMEOUT_S
+        statuses = _name_status(_output(changed, deadline))
+        if statuses is None:  # not a work tree (or git refuses it, or says what we cannot read): walk instead
             return None
-        return [[p for p in out.decode("utf-8", "surrogateescape").split("\0") if p] for _, out in finished]
+        # git's index is read only now that diff-files has compared the working tree with it:
+        # a record from an older index could vouch for a file that has changed since
+        stats = self._start(_INDEX_STATS)
+        unchanged = _stat_keys(_output(stats, deadline)) if stats else {}
+        listed = _output(listing, deadline)
+        if listed is None:
+            return None
+        for _, path in statuses:
+            unchanged.pop(path, None)
+        gone = frozenset(path for status, path in statuses if status == "D")
+        return Listing(sorted({p for p in listed.split("\0") if p}), "git", gone, unchanged)
+
+
+def _output(process: subprocess.Popen[bytes], deadline: float) -> str | None:
+    """What the process printed, once it has exited successfully."""
+    out, _ = process.communicate(timeout=max(deadline - time.monotonic(), 0.001))
+    return out.decode("utf-8", "surrogateescape") if process.returncode == 0 else None
+
+
+def _name_status(out: str | None) -> list[tuple[str, str]] | None:
+    """(status letter, path) pairs of `git diff-files --name-status -z`; None if not that."""
+    if out is None:
+        return None
+    fields = out.split("\0")
+    if fields.pop() != "" or len(fields) % 2:
+        return None
+    pairs = list(zip(fields[0::2], fields[1::2], strict=True))
+    if not all(len(status) == 1 and status.isupper() for status, _ in pairs):
+        return None  # e.g. a rename, with two paths: never printed without -M, so not understood
+    return pairs
+
+
+def _stat_keys(out: str | None) -> dict[str, str]:
+    """path -> stat key of the trusted entries of `git ls-files -c -s -t -v --debug -z`.
+
+    Each entry prints as `<tag> <mode> <object> <stage>\t<path>\0` and five lines of stat
+    data (ctime, mtime, dev/ino, uid/gid, size/flags). A format other than that one, or a
+    path with a newline in it (which could pass itself off as stat lines), and git's word
+    is taken for no file at all: they are all lstat-ed instead."""
+    if not out:
+        return {}
+    lines = out.split("\n")
+    if len(lines) != 5 * out.count("\0") + 1 or lines.pop():
+        return {}
+    heads, mtimes, sizes = lines[0::5], lines[1::5], lines[4::5]
+    if not (all(m.startswith("  mtime: ") for m in mtimes) and all(s.startswith("  size: ") for s in sizes)):
+        return {}
+    keys = {}
+    for head, mtime, size in zip(heads, mtimes, sizes, strict=True):
+        meta, _, rest = head.partition("\t")
+        if meta.startswith(_TRUSTED_HEADS) and meta.endswith(" 0"):  # stage 0: merged
+            keys[rest[: rest.rindex("\0")]] = f"{size[8 : size.index(chr(9))]} {mtime[9:]} "
+    return keys
 
 
 def start_listing(repo: Path) -> PendingListing:
@@ -197,6 +280,25 @@ def vendored_reason(path: str) -> tuple[SkipCode, str] | None:
     return None
 
 
+def vendored_paths(paths: list[str]) -> set[str]:
+    """A superset of the paths `vendored_reason` refuses, with one check per directory, not per file."""
+    found = set()
+    directories: dict[str, bool] = {}
+    for path in paths:
+        directory = path[: path.rfind("/") + 1]  # with its trailing '/', or ''
+        vendored = directories.get(directory)
+        if vendored is None:
+            vendored = directories[directory] = not VENDORED_DIRS.isdisjoint(directory.split("/")) or (
+                ".egg-info/" in directory or ".dist-info/" in directory
+            )
+        if vendored or path.endswith(_GENERATED_NAMES):
+            found.add(path)
+    return found
+
+
+_GENERATED_NAMES = GENERATED_SUFFIXES + tuple(LOCK_FILES)  # as suffixes: `vendored_reason` has the last word
+
+
 def scan(
     repo: Path,
     listing: Listing,
@@ -210,76 +312,104 @@ def scan(
     """Filter the listing down to readable text files, reporting every file left out.
 
     This loop runs once per file of the repository on every run, so it is kept lean: the
-    globs run once over the whole listing, and a regular file known to the index costs
-    one lstat and a dict lookup. Directories need no check of their own: a walk never
+    globs and vendored checks run over the whole listing at once, a file git vouches for
+    that the index knows costs two dict lookups and no system call, and any other regular
+    file known to the index one lstat. Directories need no check of their own: a walk never
     enters a symlinked one, and git reports a tracked file behind one as gone."""
     result = Scan()
     repo_real = str(repo)
     prefix = repo_real.rstrip("/") + "/"
-    gone = listing.gone
-    skipped, digests, eligible = result.skipped, result.digests, result.eligible
-    excluded = set(exclude.filter(listing.paths)) if exclude.patterns else set()
-    lookup, lstat, regular = index.lookup, os.lstat, stat.S_IFREG
+    gone, unchanged = listing.gone, listing.unchanged
+    skipped, tree_lines, symlinks = result.skipped, result.tree_lines, result.symlinks
+    eligible, eligible_chars, eligible_hints = result.paths, result.chars, result.entry_hints
+    eligible_sizes, eligible_sha256s = result.sizes, result.sha256s
+    candidates = include.filter(listing.paths)
+    excluded = set(exclude.filter(candidates)) if exclude.patterns else set()
+    vendored = vendored_paths(candidates) if skip_vendored else set()
+    entries = index.entries
+    vouched = 0
 
-    for path in include.filter(listing.paths):
-        if path in excluded:
-            skipped.append(
-                SkippedFile(path=path, code=SkipCode.excluded, reason=f"excluded by pattern {exclude.matching(path)!r}")
-            )
-            continue
-        if skip_vendored and (vendored := vendored_reason(path)) is not None:
-            skipped.append(SkippedFile(path=path, code=vendored[0], reason=vendored[1]))
-            continue
+    def look(path: str) -> _Looked | tuple[SkipCode, str] | None:
+        """The facts of a file git did not vouch for: lstat it, and read it unless the index knows it.
+
+        Or why it is skipped before it is read, or None when it could not be read (and was reported)."""
         full = prefix + path
-        facts = None
-        try:
-            info = lstat(full)
-        except OSError:
-            info = None
-        found: tuple[SkipCode, str] | _Regular
-        if (
-            info is not None
-            and stat.S_IFMT(info.st_mode) == regular
-            and 0 < info.st_size <= max_file_bytes
-            and path not in gone
-        ):
-            found = _Regular(info.st_size, info.st_mtime_ns, False)
-            facts = lookup(path, info.st_size, info.st_mtime_ns)
-        else:
-            found = _stat_refusal(repo_real, path, full, max_file_bytes, path in gone)
+        found = _stat(repo_real, full, max_file_bytes, path in gone)
         if not isinstance(found, _Regular):
-            index.forget(path)
-            skipped.append(SkippedFile(path=path, code=found[0], reason=found[1]))
-            digests.append((path, f"skipped: {found[1]}"))
-            continue
+            return found
+        facts = index.lookup(path, found.size, found.mtime_ns)
         if facts is None:
             try:
                 facts = index.read(path, full, found.size, found.mtime_ns)
             except OSError as exc:
                 skipped.append(SkippedFile(path=path, code=SkipCode.unreadable, reason=_unreadable(exc)))
-                continue
-        digests.append((path, facts.sha256))
-        if facts.binary:
-            skipped.append(SkippedFile(path=path, code=SkipCode.binary, reason=_BINARY))
-        elif facts.minified:
-            why = f"minified (average line {facts.avg_line} chars > {MINIFIED_AVG_LINE})"
-            skipped.append(SkippedFile(path=path, code=SkipCode.minified, reason=why))
+                return None
+        return _Looked(str(found.size), facts.sha256, facts.kind, str(facts.avg_line), str(facts.chars), found.symlink)
+
+    for path in candidates:
+        if path in excluded:
+            skipped.append(
+                SkippedFile(path=path, code=SkipCode.excluded, reason=f"excluded by pattern {exclude.matching(path)!r}")
+            )
+            continue
+        if path in vendored and (why := vendored_reason(path)) is not None:
+            skipped.append(SkippedFile(path=path, code=why[0], reason=why[1]))
+            continue
+        key = unchanged.get(path, "")
+        if key and (entry := entries.get(path, "")).startswith(key) and 0 < int(key[: key.find(" ")]) <= max_file_bytes:
+            # git vouches for the file's stat, and the index knows the file by it
+            vouched += 1
+            size, _mtime, sha256, kind, avg_line, chars = entry.split(" ")
+            symlink = False
         else:
-            eligible.append(Candidate(path, found.size, facts, found.symlink))
+            # a regular file git has just found to be as empty as its index says, or look at it
+            looked = (SkipCode.empty, "empty file") if key.startswith("0 ") else look(path)
+            if looked is None:
+                continue
+            if not isinstance(looked, _Looked):
+                index.forget(path)
+                skipped.append(SkippedFile(path=path, code=looked[0], reason=looked[1]))
+                tree_lines.append(f"{path}\0skipped: {looked[1]}\n")
+                continue
+            size, sha256, kind, avg_line, chars, symlink = looked
+        tree_lines.append(f"{path}\0{sha256}\n")
+        if kind == BINARY:
+            skipped.append(SkippedFile(path=path, code=SkipCode.binary, reason=BINARY_REASON))
+        elif kind == MINIFIED:
+            why_minified = f"minified (average line {avg_line} chars > {MINIFIED_AVG_LINE})"
+            skipped.append(SkippedFile(path=path, code=SkipCode.minified, reason=why_minified))
+        else:
+            eligible.append(path)
+            eligible_sizes.append(int(size))
+            eligible_sha256s.append(sha256)
+            eligible_chars.append(int(chars))
+            eligible_hints.append(ENTRY_HINTS[kind])
+            if symlink:
+                symlinks.add(path)
+    index.hits += vouched
     return result
 
 
+class _Looked(NamedTuple):
+    """What the scan learns of a file by looking at it (as strings, like an index entry)."""
+
+    size: str
+    sha256: str
+    kind: str  # see `FileFacts.kind`
+    avg_line: str
+    chars: str
+    symlink: bool
+
+
 _ESCAPING_DIR = "a directory on its path is a symlink leading outside the repository"
-_BINARY = f"binary (NUL byte in the first {BINARY_SNIFF_BYTES} bytes)"
+BINARY_REASON = f"binary (NUL byte in the first {BINARY_SNIFF_BYTES} bytes)"
 
 
 def _unreadable(exc: OSError) -> str:
     return f"unreadable ({exc.strerror or exc})"
 
 
-def _stat_refusal(
-    repo_real: str, path: str, full: str, max_file_bytes: int, gone: bool
-) -> tuple[SkipCode, str] | _Regular:
+def _stat(repo_real: str, full: str, max_file_bytes: int, gone: bool) -> tuple[SkipCode, str] | _Regular:
     """Size and mtime of a regular file inside the repository, else (code, reason) to skip it."""
     if gone and os.path.lexists(full) and not inside_repo(repo_real, os.path.realpath(os.path.dirname(full))):
         return SkipCode.symlink, _ESCAPING_DIR
@@ -289,6 +419,8 @@ def _stat_refusal(
         return SkipCode.missing, "listed by git but missing from the working tree"
     except OSError as exc:
         return SkipCode.unreadable, _unreadable(exc)
+    if stat.S_ISREG(info.st_mode) and 0 < info.st_size <= max_file_bytes:  # the common case
+        return _Regular(info.st_size, info.st_mtime_ns, False)
     symlink = stat.S_ISLNK(info.st_mode)
     if symlink:
         target = os.path.realpath(full)

@@ -2,20 +2,26 @@
 
 Reading every file of a large repository on every run is the cost worth avoiding, so
 what is learnt from a file's bytes (`FileFacts`: sha256, binary, minified, entry-point
-hint, length in characters) is kept in an on-disk index keyed by (path, size, mtime_ns). A later run trusts an
-entry whose size and mtime_ns are unchanged and reads only the files it then selects.
+hint, length in characters) is kept in an on-disk index under the file's stat key: its
+size and mtime (`stat_key`). A later run trusts an entry whose key is unchanged and reads
+only the files it then selects. Where the key comes from is the caller's business: an
+lstat of the file, or for a tracked file that git finds unchanged in the work tree, git's
+own index (see `files.py`), so that most files of a git work tree cost no system call.
 
 The index also remembers which exact contents (by sha256) the secret rules found clean,
 so a warm run need not scan them again; those verdicts are dropped whenever the rules
 change (`secret_rules`, a digest of the secrets module).
 
-An entry is trusted only when it was hashed at least `RACY_NS` after the file's mtime:
+An entry is kept only when the file was hashed at least `RACY_NS` after its mtime:
 otherwise the file may have been rewritten within the same timestamp tick and with the
-same size after hashing (git's "racily clean" problem), so it is hashed again.
+same size after hashing (git's "racily clean" problem), so it is hashed again next time.
 
 The index is one JSON file per repository, `<cache_dir>/<repo-key>.json`, written
 atomically; concurrent writers lose nothing but the other's fresh entries. A missing,
 corrupt or older-format index is simply rebuilt. Without a cache dir it lives in memory.
+Each entry is one string, `"<size> <sec>:<nsec> <sha256> <kind> <avg_line> <chars>"`
+(kind: `-` text, `g` main guard, `r` routes, `B` binary, `M` minified), so that loading
+an index of thousands of files makes one dict of strings, not thousands of objects.
 
 `tree_hash` is a sha256 over the sorted (path, digest) pairs of the candidate files,
 where the digest is the content sha256, or for a file skipped before it was read (too
@@ -34,11 +40,11 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 RACY_NS = 2_000_000_000
 BINARY_SNIFF_BYTES = 8000
 MINIFIED_MIN_BYTES = 1024
@@ -52,6 +58,11 @@ _JS_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".jsx", ".tsx")
 _ROUTE_DECORATOR = re.compile(rb"@[\w.]+\.(?:route|get|post|put|patch|delete|websocket)\(")
 _ROUTE_CALL = re.compile(rb"(?:app|router)\.(?:get|post|put|patch|delete)\(")
 
+# the kind letter of an index entry, and back
+ENTRY_HINTS = {"-": "", "g": "main-guard", "r": "routes"}
+_HINT_LETTERS = {hint: letter for letter, hint in ENTRY_HINTS.items()}
+BINARY, MINIFIED = "B", "M"
+
 
 class FileFacts(NamedTuple):
     """What one read of a file tells: enough to filter and rank it without reading it again."""
@@ -62,6 +73,27 @@ class FileFacts(NamedTuple):
     avg_line: int
     entry: str  # "main-guard", "routes" or ""
     chars: int  # decoded as UTF-8 (with replacement): token estimates before reading again
+
+    @property
+    def kind(self) -> str:
+        """One letter: `B` binary, `M` minified, else the entry hint (`-` none, `g` main guard, `r` routes)."""
+        return BINARY if self.binary else MINIFIED if self.minified else _HINT_LETTERS[self.entry]
+
+    def encode(self) -> str:
+        """`<sha256> <kind> <avg_line> <chars>`: an index entry after its stat key."""
+        return f"{self.sha256} {self.kind} {self.avg_line} {self.chars}"
+
+    @classmethod
+    def decode(cls, encoded: str) -> FileFacts:
+        """The inverse of `encode`, for an entry with its stat key in front (which is ignored)."""
+        _size, _mtime, sha256, kind, avg_line, chars = encoded.split(" ")
+        return cls(sha256, kind == BINARY, kind == MINIFIED, int(avg_line), ENTRY_HINTS.get(kind, ""), int(chars))
+
+
+def stat_key(size: int, mtime_ns: int) -> str:
+    """`"<size> <sec>:<nsec> "`: what an index entry starts with (as `git ls-files --debug` prints a stat)."""
+    sec, nsec = divmod(mtime_ns, 1_000_000_000)
+    return f"{size} {sec}:{nsec} "
 
 
 def read_facts(data: bytes, path: str) -> FileFacts:
@@ -92,13 +124,20 @@ def repo_key(repo: Path) -> str:
     return f"{name}-{hashlib.sha256(str(repo).encode()).hexdigest()[:16]}"
 
 
+def _string_map(value: object) -> dict[str, str]:
+    if isinstance(value, dict) and all(type(v) is str for v in value.values()):
+        return value
+    return {}
+
+
 class HashIndex:
-    """(path, size, mtime_ns) -> FileFacts, persisted under `cache_dir` when one is given."""
+    """stat key (size, mtime) of a path -> FileFacts, persisted under `cache_dir` when one is given."""
 
     def __init__(self, repo: Path, cache_dir: Path | None = None, *, secret_rules: str = "") -> None:
         self.file = cache_dir / f"{repo_key(repo)}.json" if cache_dir else None
         self.secret_rules = secret_rules
-        self._entries: dict[str, list[Any]] = {}
+        # path -> "<stat key><encoded facts>"; read directly by `files.scan` (its hot loop)
+        self.entries: dict[str, str] = {}
         self._clean: dict[str, str] = {}  # path -> sha256 of content the secret rules found clean
         self._load()
         self._dirty = False
@@ -109,29 +148,26 @@ class HashIndex:
         if self.file is None:
             return
         try:
-            raw = json.loads(self.file.read_text("utf-8"))
+            raw = json.loads(self.file.read_bytes())
         except (OSError, ValueError):
             return
         if not isinstance(raw, dict) or raw.get("version") != INDEX_VERSION:
             return
-        files, clean = raw.get("files"), raw.get("clean")
-        self._entries = files if isinstance(files, dict) else {}
-        if isinstance(clean, dict) and raw.get("secret_rules") == self.secret_rules:
-            self._clean = clean
+        self.entries = _string_map(raw.get("files"))
+        if raw.get("secret_rules") == self.secret_rules:
+            self._clean = _string_map(raw.get("clean"))
 
     def lookup(self, path: str, size: int, mtime_ns: int) -> FileFacts | None:
-        """The remembered facts when size and mtime are unchanged and the entry is not racy."""
-        entry = self._entries.get(path)
-        if (
-            entry is not None
-            and len(entry) == 9
-            and entry[0] == size
-            and entry[1] == mtime_ns
-            and entry[2] - mtime_ns >= RACY_NS
-        ):
-            self.hits += 1
-            return FileFacts._make(entry[3:])
-        return None
+        """The remembered facts when size and mtime are unchanged."""
+        return self.known(path, stat_key(size, mtime_ns))
+
+    def known(self, path: str, key: str) -> FileFacts | None:
+        """The remembered facts of `path` when its entry has this stat key."""
+        entry = self.entries.get(path)
+        if entry is None or not entry.startswith(key):
+            return None
+        self.hits += 1
+        return FileFacts.decode(entry)
 
     def facts(self, path: str, full_path: str, size: int, mtime_ns: int) -> FileFacts:
         """The file's facts from the index when fresh, else from reading it (and remembered)."""
@@ -139,7 +175,7 @@ class HashIndex:
         return known if known is not None else self.read(path, full_path, size, mtime_ns)
 
     def read(self, path: str, full_path: str, size: int, mtime_ns: int) -> FileFacts:
-        """Read the file and remember its facts."""
+        """Read the file and remember its facts (unless it is too fresh to be trusted later)."""
         hashed_at = time.time_ns()
         fd = os.open(full_path, os.O_RDONLY)
         try:
@@ -150,13 +186,16 @@ class HashIndex:
             os.close(fd)
         facts = read_facts(data, path)
         self.misses += 1
-        if len(data) == size:  # else it changed while we looked: do not remember a mismatch
-            self._entries[path] = [size, mtime_ns, hashed_at, *facts]
+        # a file that changed while we looked, or may yet change within its mtime tick: not remembered
+        if len(data) == size and hashed_at - mtime_ns >= RACY_NS:
+            self.entries[path] = stat_key(size, mtime_ns) + facts.encode()
             self._dirty = True
+        else:
+            self.forget(path)
         return facts
 
     def forget(self, path: str) -> None:
-        if self._entries.pop(path, None) is not None:
+        if self.entries.pop(path, None) is not None:
             self._dirty = True
 
     def known_clean(self, path: str, sha256: str) -> bool:
@@ -174,7 +213,7 @@ class HashIndex:
     def save(self, keep: set[str] | None = None) -> None:
         """Write the index if it changed; `keep` drops entries of files no longer listed."""
         if keep is not None:
-            for entries in (self._entries, self._clean):
+            for entries in (self.entries, self._clean):
                 stale = entries.keys() - keep
                 for path in stale:
                     del entries[path]
@@ -189,7 +228,7 @@ class HashIndex:
     def _write(self, file: Path) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(
-            {"version": INDEX_VERSION, "files": self._entries, "secret_rules": self.secret_rules, "clean": self._clean},
+            {"version": INDEX_VERSION, "files": self.entries, "secret_rules": self.secret_rules, "clean": self._clean},
             separators=(",", ":"),
         )
         fd, tmp = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
@@ -206,5 +245,9 @@ class HashIndex:
 
 def tree_hash(entries: list[tuple[str, str]]) -> str:
     """sha256 over sorted (path, digest) pairs; see the module docstring for the digest."""
-    lines = "".join(f"{path}\0{value}\n" for path, value in sorted(entries))
-    return hashlib.sha256(lines.encode("utf-8", "surrogateescape")).hexdigest()
+    return tree_hash_lines([f"{path}\0{value}\n" for path, value in entries])
+
+
+def tree_hash_lines(lines: list[str]) -> str:
+    """`tree_hash` of pairs already written as `"<path>\\0<digest>\\n"` lines (sorted here)."""
+    return hashlib.sha256("".join(sorted(lines)).encode("utf-8", "surrogateescape")).hexdigest()

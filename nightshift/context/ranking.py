@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -104,8 +105,7 @@ class ContextSignals(BaseModel):
         return {p.replace("\\", "/").removeprefix("./"): v for p, v in boosts.items()}
 
 
-@dataclass(frozen=True)
-class Ranked:
+class Ranked(NamedTuple):
     path: str
     score: float
     reasons: list[str]
@@ -160,7 +160,7 @@ def _entry_point_reason(path: str, entry_hint: str) -> str | None:
 
 
 def rank(
-    files: list[tuple[str, int, str]],
+    files: Iterable[tuple[str, int, str]],
     policy: RankingPolicy,
     signals: ContextSignals,
     *,
@@ -201,8 +201,13 @@ def rank(
             score += w_size / (1 + tokens / SIZE_BALANCE_TOKENS)
             reasons.append(f"size-balanced (~{tokens} tokens)")
         ranked.append(Ranked(path, round(score, 9), reasons))
-    ranked.sort(key=lambda r: (-r.score, r.path))
+    # by path, then (a stable sort) by score: best first, ties by path, without a key tuple per file
+    ranked.sort(key=_BY_PATH)
+    ranked.sort(key=_BY_SCORE, reverse=True)
     return ranked
+
+
+_BY_PATH, _BY_SCORE = itemgetter(0), itemgetter(1)
 
 
 def _needs_a_test(path: str) -> bool:

@@ -82,7 +82,7 @@ class ManagedProcess:
         with self.log_file.open("ab") as log:
             log.write(f"\n--- {datetime.now(UTC).isoformat()} nightshift starts: {' '.join(argv)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv of our own tools
+            proc = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
                 env=dict(env),

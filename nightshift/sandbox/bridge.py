@@ -13,10 +13,12 @@ bind-mounted into the container; the two halves of this module carry the bytes:
     python -m nightshift.sandbox.bridge --listen-unix /srv/ns/api.sock --to-tcp 127.0.0.1:PORT   # host
     python -m nightshift.sandbox.bridge --listen-tcp 127.0.0.1:8080 --to-unix /run/ns/api.sock   # container
 
-The host half connects every accepted connection to its single fixed upstream, which must
-be a loopback address: bytes are copied verbatim, never parsed, so nothing a sandboxed
-client sends can pick another destination. Both listening and upstream TCP addresses
-must be loopback. Standard library only, so the file also runs on a bare python3.
+The host half connects every accepted connection to its single fixed upstream: bytes are
+copied verbatim, never parsed, so nothing a sandboxed client sends can pick another
+destination. On the command line both listening and upstream TCP addresses must be loopback
+IP literals; in-process (`nightshift.sandbox.egress`) the upstream may also be the model API's
+host name from trusted configuration (e.g. api.anthropic.com:443: TLS then runs end to end
+through the bridge). Standard library only, so the file also runs on a bare python3.
 
 It prints one line `bridge ready: <listen> -> <upstream>` on stderr once it accepts
 connections, and on SIGTERM/SIGINT stops accepting, gives open connections a grace

@@ -32,7 +32,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,6 +110,20 @@ def bind(source: Path, target: Path, *, read_only: bool, stage_dir: Path) -> Non
         stage.rmdir()
 
 
+def _wait_dead(pid: int, timeout: float) -> bool:
+    """Wait until process `pid` has exited (gone or a zombie)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def mounts_of(pid: int, mount_point: str) -> list[list[str]]:
     """The mountinfo lines (split) of a process for one mount point, bottom to top."""
     lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
@@ -165,7 +179,8 @@ class WarmPool:
             self._starting += missing
         for _ in range(missing):
             thread = threading.Thread(target=self._spawn_guarded, name=f"pool-{self.id}-fill", daemon=True)
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            with self._lock:
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()
 
     def wait_ready(self, count: int | None = None, timeout: float = 60.0) -> bool:
@@ -187,8 +202,13 @@ class WarmPool:
         with self._lock:
             self._closed = True
             slots, self._ready = self._ready, []
-        for thread in self._threads:
-            thread.join(timeout=30)
+        while True:
+            with self._lock:
+                pending = [t for t in self._threads if t.is_alive() and t is not threading.current_thread()]
+            if not pending:
+                break
+            for thread in pending:
+                thread.join(timeout=30)
         with self._lock:
             slots += self._ready
             self._ready = []
@@ -267,6 +287,20 @@ class WarmPool:
             self._remove(slot.name, slot.directory)
         except Exception as exc:
             log.warning("warm pool %s: could not remove %s: %s", self.id, slot.name, exc)
+        self.fill()
+
+    def _stop(self, slot: Slot) -> None:
+        """End the container's lease (it kills itself) and wait until its init is gone."""
+        if self._host_end is not None:
+            self._host_end.release(slot.name)
+        if not _wait_dead(slot.pid, timeout=5.0):
+            engine.remove_container(slot.name)
+
+    def _in_background(self, target: Callable[[Slot], None], slot: Slot) -> None:
+        thread = threading.Thread(target=target, args=(slot,), name=f"pool-{self.id}-retire", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
 
     def _take(self) -> Slot | None:
         while True:
@@ -294,8 +328,8 @@ class WarmPool:
         if self._closed or upstream != self.upstream or container_user(sandbox.settings) != (self.uid, self.gid):
             return None
         slot = self._take()
-        self.fill()
         if slot is None:
+            self.fill()
             return None
         read_only = sandbox.read_only_workspace
         _, ca_mounted = egress_flags(upstream, self.settings)
@@ -311,10 +345,11 @@ class WarmPool:
 
         def _close() -> None:
             try:
-                self._retire(slot)  # the container first: nothing may write while ownership goes back
+                self._stop(slot)  # the container first: nothing may write while ownership goes back
             finally:
                 for path in reversed(lent):
                     _LENDER.give_back(path)
+                self._in_background(self._retire, slot)  # removal, unmounts, then a replacement
 
         launch.on_close(_close)
         try:
