@@ -73,7 +73,7 @@ def main() -> None:
     medians = {mode: statistics.median(values) for mode, values in times.items()}
     print(f"claude {outcome.cli_version}, image {settings.image}, --cpus {settings.cpus:g}, {args.runs} runs each")
     for mode, values in times.items():
-        delta = "" if mode == "process" else f"  (+{medians[mode] - medians['process']:.3f} s)"
+        delta = "" if mode == "process" else f"  ({medians[mode] - medians['process']:+.3f} s)"
         print(f"{mode:>8} median {medians[mode]:.3f} s  min {min(values):.3f}  max {max(values):.3f}{delta}")
     cold_ok = medians["cold"] - medians["process"] <= 1.0
     warm_ok = medians["warm"] - medians["process"] <= 0.3

@@ -132,9 +132,8 @@ def refused_state(worker: str, repo: str, exc: BudgetRefusedError) -> State[Any]
         status="refused", error=f"The budget guard refused to launch the agent: {exc.reason}",
         summary="No agent ran; nothing was spent. The run was not retried.",
     )  # fmt: skip
-    keys = publish_run(run)
-    return Cancelled(name="Refused", message=f"budget guard: {exc.reason}", data={"status": "refused",
-                     "reason": exc.reason, "artifacts": keys})  # fmt: skip
+    publish_run(run)
+    return Cancelled(name="Refused", message=f"budget guard: {exc.reason}")
 
 
 def run_guarded(worker: str, repo: str, body: Callable[[], Any]) -> Any:

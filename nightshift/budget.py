@@ -28,6 +28,7 @@ function here is a no-op. Prefect is imported lazily so that such uses do not pa
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -278,6 +279,18 @@ def _write_state(state: BudgetState) -> None:
         client.update_variable(VariableUpdate(name=STATE_VARIABLE, value=value))
 
 
+class _StaleRenewalFilter(logging.Filter):
+    """Prefect renews a lease right after acquiring it, in a thread; when the lock is released first (it is
+    held for milliseconds) that renewal meets 410 Gone and logs a warning about a lease nobody needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("concurrency lease renewal" in message and "410 Gone" in message)
+
+
+_filter_installed = False
+
+
 @contextmanager
 def _locked_state() -> Iterator[BudgetState]:
     """The state for a read-modify-write; written back on a clean exit, under the one-slot lock."""
@@ -285,6 +298,10 @@ def _locked_state() -> Iterator[BudgetState]:
 
     from nightshift.limits import ensure_limit
 
+    global _filter_installed
+    if not _filter_installed:
+        logging.getLogger("prefect.concurrency").addFilter(_StaleRenewalFilter())
+        _filter_installed = True
     ensure_limit(LOCK_LIMIT, 1)
     with concurrency(LOCK_LIMIT, occupy=1, strict=True, lease_duration=60, timeout_seconds=120):
         state = read_state()

@@ -1,6 +1,7 @@
-"""Shared fixtures: an isolated Prefect home and harness, the real Claude Code binary, real git repos.
+"""Shared fixtures: an isolated Prefect home and harness, the real Claude Code binary.
 
-Environment for Prefect is set before anything imports it.
+Environment for Prefect is set before anything imports it. Import helpers from `tests.gitrepos`, never
+from this module: importing `tests.conftest` would run it a second time (pytest loads it as `conftest`).
 """
 
 from __future__ import annotations
@@ -82,27 +83,3 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"
     monkeypatch.setenv("NIGHTSHIFT_STATE_DIR", str(path))
     return path
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def make_repo(root: Path, files: dict[str, str], *, commit: bool = True) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    if commit:
-        git(root, "add", "-A")
-        git(root, "commit", "-q", "-m", "initial")
-    return root

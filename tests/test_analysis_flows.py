@@ -20,7 +20,7 @@ from prefect.client.schemas.sorting import ArtifactSort
 from flows.analysis import ANALYSIS_FLOWS
 from nightshift.results import repo_key
 from nightshift.testing.fake_anthropic import FakeAnthropic, StructuredOutput, Text, ToolUse
-from tests.conftest import make_repo
+from tests.gitrepos import make_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "state_dir")]
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def agent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
 
 
 def script(api: FakeAnthropic, *turns: Any) -> None:
-    api._script = type(api._script)(list(turns))  # noqa: SLF001 - one server per test, a script per run
+    api._script = type(api._script)(list(turns))
 
 
 def artifacts(worker: str, repo: Path, kind: str) -> list[Any]:
@@ -126,7 +126,8 @@ def test_planted_secrets_never_leave(repo: Path, agent_env: FakeAnthropic, caplo
     script(agent_env, StructuredOutput(value=AUDIT_REPORT))
     result = ANALYSIS_FLOWS["audit"](repo=str(repo), force=True)
     sent = agent_env.all_text()
-    assert "config.py" in sent and "[REDACTED:" in sent
+    assert "config.py" in sent
+    assert "[REDACTED:" in sent
     everything = [sent, caplog.text]
     everything += [
         str(a.data) for kind in ("report", "findings", "cost", "transcript") for a in artifacts("audit", repo, kind)
@@ -266,7 +267,8 @@ def test_big_repo_is_split_into_chunks_and_merged(tmp_path: Path, agent_env: Fak
     assert "Chunks:** 3" in report
     assert report.count("issue in pkg/mod") == 3
     progress = artifacts("audit", big, "progress")
-    assert progress and float(progress[0].data) == 100.0
+    assert progress
+    assert float(progress[0].data) == 100.0
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path, agent_env: FakeAnthropic) -> None:

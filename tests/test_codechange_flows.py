@@ -39,7 +39,7 @@ from nightshift.errors import (
     WorkspaceError,
 )
 from nightshift.testing.fake_anthropic import FakeAnthropic, StructuredOutput, ToolUse
-from tests.conftest import git, make_repo
+from tests.gitrepos import git, make_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "state_dir")]
 

@@ -43,7 +43,7 @@ from nightshift.errors import ConfigError, PushRejectedError, TestCommandError, 
 from nightshift.process import run_command
 from nightshift.runner import run_agent_checked
 from nightshift.testing.fake_anthropic import FakeAnthropic, StructuredOutput, Text
-from tests.conftest import git, make_repo
+from tests.gitrepos import git, make_repo
 
 TOKEN = "ghp_" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8"
 

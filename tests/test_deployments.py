@@ -31,10 +31,11 @@ from uuid import UUID
 
 import pytest
 import yaml
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 
 from nightshift.catalogue import CATALOGUE
 from nightshift.testing.fake_anthropic import RecordedRequest, StructuredOutput, Turn
-from tests.conftest import make_repo
+from tests.gitrepos import make_repo
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +205,9 @@ def _start_stack() -> StackInfo:
         "CLAUDE_CODE_MAX_RETRIES": "0",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+        # agents as plain processes of this host: the Docker sandbox has its own tests, and here every
+        # agent process must be visible to the test that counts them
+        "NIGHTSHIFT_SANDBOX_BACKEND": "process",
     }
     info = StackInfo(state=work / "state", port=free_port(), fake_port=fake_port, repo=repo, work=work, env=env)
     with info.fake([StructuredOutput(value=audit_report(UP_FINDING))], "up"):
@@ -309,9 +313,12 @@ def test_up_started_server_worker_and_ran_the_audit(stack: StackInfo) -> None:
     assert f"UI:        {stack.ui_url}" in out
     artifact = re.search(rf"artifact:  {re.escape(stack.ui_url)}/artifacts/artifact/([0-9a-f-]{{36}})", out)
     assert artifact, out
-    assert "AI agent" in out  # the key reached the agent-settings block: the agent ran, not the fallback
-    report = stack.artifact(stack.report_key("audit"))
+    assert "LOCAL" not in artifact.group(0)  # the key reached the agent-settings block: the agent ran
+    with stack.client() as client:
+        (report,) = client.read_artifacts(artifact_filter=ArtifactFilter(id=ArtifactFilterId(any_=[artifact.group(1)])))
+    assert report.key == stack.report_key("audit")
     assert UP_FINDING in report.data
+    assert "claude-code haiku" in report.data
 
     again = stack.nightshift("up", "--no-run", "--no-install", timeout=300)  # idempotent: reuses what runs
     assert again.returncode == 0, again.stdout + again.stderr
@@ -343,7 +350,8 @@ def test_prefect_deployment_run_from_the_command_line(stack: StackInfo) -> None:
     assert report.flow_run_id == flow_run_id
     assert finding in report.data
     assert "Risk score 72/100" in report.data
-    assert "AI agent" in report.data
+    assert "claude-code haiku" in report.data
+    assert "LOCAL analysis" not in report.data
     cost = stack.artifact(stack.report_key("audit", "cost"))
     rows = json.loads(cost.data) if isinstance(cost.data, str) else cost.data
     assert rows[0]["agent_calls"] == 1
@@ -351,22 +359,29 @@ def test_prefect_deployment_run_from_the_command_line(stack: StackInfo) -> None:
     assert rows[0]["cost_usd"] > 0
 
 
-def _claude_processes(state: Path) -> set[int]:
-    """Agent CLI processes of this stack's runs alive right now (their HOME is under its state dir)."""
+def _agent_processes(state: Path, flow_runs: set[str]) -> set[int]:
+    """Agent CLI launches of this stack's runs alive right now: a `claude` process whose HOME is under the
+    stack's state directory, or (Docker sandbox) the `docker run` of a container labelled with one of
+    `flow_runs`."""
+    home = f"HOME={state}/".encode()
+    labels = {f"io.nightshift.flow-run={run}".encode() for run in flow_runs}
     found: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if not argv[0].endswith(b"/claude") or b"-p" not in argv:
+            if not argv[0].endswith((b"/claude", b"docker")):
                 continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            status = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                continue
+            if argv[0].endswith(b"/claude") and b"-p" in argv:
+                if any(e.startswith(home) for e in (entry / "environ").read_bytes().split(b"\0")):
+                    found.add(int(entry.name))
+            elif argv[1:2] == [b"run"] and labels & set(argv):
+                found.add(int(entry.name))
+        except (OSError, IndexError):
             continue
-        if status not in ("Z", "X") and f"HOME={state}".encode() in [e[: len(f"HOME={state}")] for e in environ]:
-            found.add(int(entry.name))
     return found
 
 
@@ -383,11 +398,12 @@ def test_global_limit_allows_two_agent_processes_for_eight_runs(stack: StackInfo
         )  # fmt: skip
     alive: list[int] = []
     seen: set[int] = set()
+    ids: list[UUID] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            now = _claude_processes(stack.state)
+            now = _agent_processes(stack.state, {str(i) for i in ids})
             seen.update(now)
             alive.append(len(now))
             time.sleep(0.05)
@@ -397,7 +413,7 @@ def test_global_limit_allows_two_agent_processes_for_eight_runs(stack: StackInfo
         sampler.start()
         try:
             with stack.client() as client:
-                ids = [
+                ids += [
                     client.create_flow_run_from_deployment(load_test, parameters={"force": True}).id for _ in range(8)
                 ]
             runs = stack.wait_final(ids, timeout=280)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import make_repo
+from tests.gitrepos import make_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL_FILE = ROOT / "deployments" / "docker-pool.yaml"

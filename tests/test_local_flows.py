@@ -17,7 +17,7 @@ from prefect.client.schemas.sorting import ArtifactSort
 from flows.analysis import ANALYSIS_FLOWS
 from flows.local import LOCAL_FLOWS
 from nightshift.results import repo_key
-from tests.conftest import git, make_repo
+from tests.gitrepos import git, make_repo
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness", "state_dir")]
 ROOT = Path(__file__).resolve().parents[1]

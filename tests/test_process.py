@@ -99,7 +99,11 @@ def test_cancel_event_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_escalates_to_sigkill_when_signals_are_ignored(tmp_path: Path) -> None:
-    script = "import signal, time\nfor s in (signal.SIGINT, signal.SIGTERM):\n    signal.signal(s, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(300)\n"
+    script = (
+        "import signal, time\n"
+        "for s in (signal.SIGINT, signal.SIGTERM):\n    signal.signal(s, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\ntime.sleep(300)\n"
+    )
     result = run_command([sys.executable, "-c", script], cwd=tmp_path, timeout_s=1.0, policy=FAST)
     assert result.stop_reason == "timeout"
     assert result.returncode == -signal.SIGKILL

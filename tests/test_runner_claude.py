@@ -45,7 +45,7 @@ def request(tmp_path: Path, prompt: str = "say hello", **fields: object) -> Agen
 
 
 def scripted(api: FakeAnthropic, *turns: object) -> None:
-    api._script = type(api._script)(list(turns))  # noqa: SLF001 - a fresh script per test on one server
+    api._script = type(api._script)(list(turns))
 
 
 def test_text_answer(tmp_path: Path, claude_bin: Path) -> None:
@@ -59,7 +59,7 @@ def test_text_answer(tmp_path: Path, claude_bin: Path) -> None:
         assert outcome.num_turns == 1
         assert outcome.total_cost_usd is not None
         assert outcome.unknown_events >= 0
-        assert [type(e).__name__ for e in outcome.events][0] == "InitEvent"
+        assert next(type(e).__name__ for e in outcome.events) == "InitEvent"
         assert "PROMPT-ON-STDIN" in api.all_text()
         assert "fake-key" not in api.all_text()
 
@@ -169,7 +169,8 @@ def test_resume_carries_the_history(tmp_path: Path, claude_bin: Path) -> None:
     assert second.succeeded
     assert second.session_id == str(session)
     # on --resume the CLI reports the session's running total; the runner derives this run's own cost
-    assert first.total_cost_usd and second.total_cost_usd
+    assert first.total_cost_usd
+    assert second.total_cost_usd
     assert second.total_cost_usd > first.total_cost_usd
     assert second.run_cost_usd == pytest.approx(second.total_cost_usd - first.total_cost_usd)
     assert first.run_cost_usd == pytest.approx(first.total_cost_usd)
@@ -200,6 +201,7 @@ def _descendants() -> list[int]:
 
 
 def test_twenty_runs_cancelled_leave_no_child(tmp_path: Path, claude_bin: Path) -> None:
+    already_there = set(_descendants())  # e.g. the Prefect harness server of this session
     cancel = threading.Event()
     outcomes = []
     with FakeAnthropic(lambda body: Hang(seconds=None)) as api:
@@ -222,4 +224,4 @@ def test_twenty_runs_cancelled_leave_no_child(tmp_path: Path, claude_bin: Path) 
             thread.join(timeout=60)
     assert [o.status for o in outcomes] == ["cancelled"] * 20
     assert live_process_groups() == []
-    assert _descendants() == []
+    assert set(_descendants()) - already_there == set()

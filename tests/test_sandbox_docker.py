@@ -39,7 +39,7 @@ from nightshift.sandbox.egress import resolve_upstream
 from nightshift.sandbox.pool import WarmPool
 from nightshift.sandbox.settings import SandboxSettings
 from nightshift.testing.fake_anthropic import FakeAnthropic, Hang, ParallelToolUse, Text, ToolCall, ToolUse
-from tests.conftest import make_repo
+from tests.gitrepos import make_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test may build the image
 API_KEY = "sk-ant-sandbox-test-key-0123456789"
@@ -617,3 +617,45 @@ def test_analysis_flows_run_their_agents_in_containers(
     assert "scratch.txt" in tool_result
     for flow_state in (state, state2):
         assert labelled(str(flow_state.state_details.flow_run_id)) == []  # labelled with the flow run, removed
+
+
+def test_warm_pool_setting_makes_later_runs_warm(
+    worker_image: str, api: FakeAnthropic, repo: Path, tmp_path: Path
+) -> None:
+    """NIGHTSHIFT_SANDBOX_WARM_POOL=1: the first run starts the pool (and runs cold), the next is warm."""
+    if os.geteuid() != 0:
+        pytest.skip("the warm pool bind-mounts run directories: root only (CI runs as root)")
+    from nightshift.sandbox.pool import close_pools
+    from nightshift.sandbox.select import sandbox_for
+
+    settings = SandboxSettings(image=worker_image, backend="docker", warm_pool=1, cpus=0.9)  # a pool of its own
+    box = sandbox_for("strict", settings=settings, flow_run_id="warm-setting")
+    assert isinstance(box, DockerSandbox)
+    launches: list[Any] = []
+    original = box.launch
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        launches.append(original(*args, **kwargs))
+        return launches[-1]
+
+    box.launch = spy  # type: ignore[method-assign]
+    script(api, Text(text="ready"), Text(text="ready"))
+    pool_ids: list[str] = []
+    try:
+        for index in range(2):
+            outcome = run_agent(hostile(repo, tmp_path / f"h{index}"), adapter=adapter_for(api), sandbox=box)
+            assert outcome.succeeded, outcome.stderr_tail
+            if index == 0:
+                wait_until(lambda: any(p.ready for p in _pools_of(settings)), 90, "the pool to fill")
+                pool_ids = [p.id for p in _pools_of(settings)]
+    finally:
+        close_pools()
+    assert [launch.warm for launch in launches] == [False, True]
+    for pool_id in pool_ids:
+        assert engine.client().containers.list(all=True, filters={"label": f"io.nightshift.pool={pool_id}"}) == []
+
+
+def _pools_of(settings: SandboxSettings) -> list[WarmPool]:
+    from nightshift.sandbox import pool
+
+    return [p for (s, _), p in pool._pools.items() if s == settings]

@@ -45,7 +45,7 @@ def test_the_ui_renders_the_audit_report_artifact(stack: StackInfo) -> None:  # 
     key = stack.report_key("audit")
     assert key in text  # the page is the artifact's, rendered by the app (not the empty HTML shell)
     assert f"audit: {stack.repo}" in text
-    assert "AI agent" in text
+    assert "claude-code haiku" in text  # the agent ran (not the local fallback)
     assert "Risk score 72/100" in text
     assert UP_FINDING in text
 

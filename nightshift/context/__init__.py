@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from nightshift.context.budget import Loaded, select
-from nightshift.context.files import BINARY_REASON, scan, start_listing
+from nightshift.context.files import BINARY_REASON, scan_listing, start_listing
 from nightshift.context.history import History, git_history
 from nightshift.context.index import MINIFIED_AVG_LINE, HashIndex, read_facts
 from nightshift.context.models import (
@@ -75,10 +75,9 @@ def gather_context(
     include, exclude = compile_globs(spec.include), compile_globs(spec.exclude)
     pending = start_listing(root)
     index = HashIndex(root, cache_dir, secret_rules=RULES_DIGEST)  # loads while git lists
-    listing = pending.result()
-    found = scan(
+    listing, found = scan_listing(
         root,
-        listing,
+        pending,
         include=include,
         exclude=exclude,
         max_file_bytes=spec.max_file_bytes,
@@ -137,10 +136,9 @@ def warm_index(repo: Path, cache_dir: Path, *, spec: ContextSpec | None = None) 
     root = resolve_repo(repo)
     pending = start_listing(root)
     index = HashIndex(root, cache_dir, secret_rules=RULES_DIGEST)
-    listing = pending.result()
-    scan(
+    listing, _ = scan_listing(
         root,
-        listing,
+        pending,
         include=compile_globs(spec.include),
         exclude=compile_globs(spec.exclude),
         max_file_bytes=spec.max_file_bytes,

@@ -86,32 +86,33 @@ def select(
     limit = (max_chunks or len(ranked) or 1) if chunking else 1
     selection = Selection()
     room: list[int] = []  # tokens left per chunk
+    fullest, can_open = 0, True  # max(room), and whether another chunk may be opened
 
     def over_budget(path: str, tokens: int, exact: bool) -> None:
         size = f"{tokens}" if exact else f"~{tokens}"
         if chunking:
             why = f"over the token budget ({size} tokens; {limit} chunks of {budget} tokens are full)"
         else:
-            why = f"over the token budget ({size} tokens, {max(room, default=budget)} of {budget} left)"
+            why = f"over the token budget ({size} tokens, {fullest if room else budget} of {budget} left)"
         selection.skipped.append(SkippedFile(path=path, code=SkipCode.over_budget, reason=why))
 
-    for position, item in enumerate(ranked):
-        can_open = len(room) < limit
-        space = budget if can_open else max(room, default=0)
-        estimate = estimate_tokens(chars[item.path])  # before redaction, which seldom changes it
+    # thousands of files are ranked and only the best fit: the loop is kept lean for the rest
+    for position, (path, _score, item_reasons) in enumerate(ranked):
+        space = budget if can_open else fullest
+        estimate = -(-chars[path] // 4)  # estimate_tokens, before redaction, which seldom changes it
         top = position < truncate_top_n
         if space <= 0 or (not top and estimate > space and not (chunking and can_open)):
-            over_budget(item.path, estimate, exact=False)
+            over_budget(path, estimate, exact=False)
             continue
-        loaded = load(item.path)
+        loaded = load(path)
         if not isinstance(loaded, Loaded):
-            selection.skipped.append(SkippedFile(path=item.path, code=loaded[0], reason=loaded[1]))
+            selection.skipped.append(SkippedFile(path=path, code=loaded[0], reason=loaded[1]))
             continue
         content, hits, tokens = loaded.content, loaded.hits, estimate_tokens(len(loaded.content))
         target = next((i for i, left in enumerate(room) if left >= tokens), None)
         if target is None and can_open and tokens <= budget:
             target = len(room)
-        reasons = list(item.reasons)
+        reasons = list(item_reasons)
         truncated = False
         if target is None and (top or (chunking and tokens > budget)) and space >= MIN_TRUNCATED_TOKENS:
             cut = truncate(content, space)
@@ -123,16 +124,16 @@ def select(
                 truncated = True
                 reasons.append(f"truncated to fit the budget ({kept_lines} lines kept)")
         if target is None:
-            over_budget(item.path, tokens, exact=True)
+            over_budget(path, tokens, exact=True)
             continue
         if target == len(room):
             room.append(budget)
             selection.chunks.append([])
         room[target] -= tokens
+        fullest, can_open = max(room), len(room) < limit
         selected = ContextFile(
-            path=item.path, content=content, tokens=tokens, reasons=reasons, truncated=truncated,
-            sha256=loaded.sha256,
-        )  # fmt: skip
+            path=path, content=content, tokens=tokens, reasons=reasons, truncated=truncated, sha256=loaded.sha256
+        )
         selection.files.append(selected)
         selection.chunks[target].append(selected)
         selection.redactions.extend(hits)

@@ -9,15 +9,19 @@ a walk that honours every .gitignore the way git does (deeper files win, an igno
 directory is not entered, `.git` is never entered). Ignored files are not candidates and
 are not reported.
 
-Git's index as a stat cache. Once diff-files is done, `git ls-files --debug` gives the
-size and mtime git's index records for each tracked file. For a tracked regular file that
-diff-files found unchanged (git compared the lstat of the file with that record: type,
-size, mtime, ctime, inode...), that record *is* the file's stat, so the hash index is
-asked with it and the file costs no system call at all. Git runs with fsmonitor off and
-the full stat check on, whatever the repository's configuration; files that git was told
-to assume unchanged, or keeps out of the working tree (skip-worktree), unmerged files,
-symlinks and submodules are never taken on git's word. Everything else (untracked or
-changed files, output git does not print as expected) takes the lstat below.
+Git's index as a stat cache. Alongside, `git ls-files --debug` prints the size and mtime
+git's index records for each tracked file. For a tracked regular file that diff-files
+found unchanged (git compared the lstat of the file with that record: type, size, mtime,
+ctime, inode...), that record *is* the file's stat, so the hash index is asked with it and
+the file costs no system call at all. This holds only when both read the same index: its
+file must be the same before git starts and after both are done (git writes an index
+anew and renames it into place), else no file is taken on git's word in that run. Git
+runs with fsmonitor off and the full stat check on, whatever the repository's
+configuration; files that git was told to assume unchanged, or keeps out of the working
+tree (skip-worktree), unmerged files, symlinks and submodules are never taken on git's
+word, nor anything when git's location is set through the environment (GIT_DIR...).
+Everything else (untracked or changed files, output git does not print as expected)
+takes the lstat below.
 
 Filtering, in this order, each refusal reported as a `SkippedFile` with its reason:
 include globs (a file no include matches was never asked for and is not reported),
@@ -40,9 +44,11 @@ import os
 import stat
 import subprocess
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from itertools import repeat
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import pathspec
 
@@ -74,6 +80,7 @@ GENERATED_SUFFIXES = (
     ".pyc", ".pyo",
 )  # fmt: skip
 GIT_TIMEOUT_S = 120
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,27 @@ class Scan:
     def tree_hash(self) -> str:
         return tree_hash_lines(self.tree_lines)
 
+    def extend(self, other: Scan) -> None:
+        self.paths += other.paths
+        self.sizes += other.sizes
+        self.sha256s += other.sha256s
+        self.chars += other.chars
+        self.entry_hints += other.entry_hints
+        self.symlinks |= other.symlinks
+        self.skipped += other.skipped
+        self.tree_lines += other.tree_lines
+
+    def drop(self, paths: set[str]) -> None:
+        """Forget these files, as if never scanned."""
+        keep = [i for i, path in enumerate(self.paths) if path not in paths]
+        self.paths, self.sha256s, self.entry_hints = (
+            [c[i] for i in keep] for c in (self.paths, self.sha256s, self.entry_hints)
+        )
+        self.sizes, self.chars = ([c[i] for i in keep] for c in (self.sizes, self.chars))
+        self.symlinks -= paths
+        self.skipped = [s for s in self.skipped if s.path not in paths]
+        self.tree_lines = [line for line in self.tree_lines if line[: line.index("\0")] not in paths]
+
 
 _GIT = ("git", "-c", "core.quotepath=off")
 # where git's stat comparison is trusted: it must lstat every file itself and compare every field
@@ -128,14 +156,25 @@ def list_files(repo: Path) -> Listing:
 
 
 class PendingListing:
-    """A listing under way: git runs (on another core) while the caller does other work."""
+    """A listing under way: git runs (on other cores) while the caller does other work.
+
+    `tracked()` names the tracked files as soon as git has (the untracked ones take git a
+    walk of the working tree), so that they can be scanned meanwhile; `result()` is all of it."""
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self._running: list[subprocess.Popen[bytes]] = []
+        # Git's word on a file's stat holds only if diff-files compared the file with the very
+        # index ls-files --debug then printed: no index may be written between their reads.
+        self._index_file = _index_file(repo)
+        self._index_before = _identity(self._index_file)
         listing = self._start(_LIST)
         changed = self._start(_CHANGED) if listing else None
-        self._git = (listing, changed) if listing and changed else None
+        stats = self._start(_INDEX_STATS) if changed and self._index_before else None
+        self._git = (listing, changed, stats) if listing and changed else None
+        self._deadline = time.monotonic() + GIT_TIMEOUT_S
+        self._tracked: Listing | None = None  # once known
+        self._failed = self._git is None
 
     def _start(self, argv: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
         try:
@@ -145,37 +184,97 @@ class PendingListing:
         self._running.append(process)
         return process
 
+    def tracked(self) -> Listing | None:
+        """The tracked files (in git's order), with what git says of them; None if git does not tell."""
+        if self._tracked is None and not self._failed:
+            self._guarded(self._git_tracked)
+        return self._tracked if self._tracked is not None and self._tracked.paths else None
+
     def result(self) -> Listing:
-        try:
-            listing = self._git_listing()
-        except subprocess.TimeoutExpired:
-            listing = None
-        finally:
-            for process in self._running:
-                if process.returncode is None:
-                    process.kill()
-                    process.communicate()
+        if self._tracked is None and not self._failed:
+            self._guarded(self._git_tracked)
+        listing = self._guarded(self._git_listing) if not self._failed else None
+        self._stop()
         return listing or Listing(sorted(_walk(self.repo)), "filesystem")
 
-    def _git_listing(self) -> Listing | None:
+    def _guarded(self, step: Callable[[], _T]) -> _T | None:
+        """The step's result, or None (and git stopped) if git takes too long."""
+        try:
+            return step()
+        except subprocess.TimeoutExpired:
+            self._failed = True
+            return None
+        finally:
+            if self._failed:
+                self._stop()
+
+    def _stop(self) -> None:
+        for process in self._running:
+            if process.returncode is None:
+                process.kill()
+                process.communicate()
+
+    def _git_tracked(self) -> None:
         if self._git is None:
-            return None
-        listing, changed = self._git
-        deadline = time.monotonic() + GIT_TIMEOUT_S
-        statuses = _name_status(_output(changed, deadline))
+            return
+        _, changed, stats = self._git
+        statuses = _name_status(_output(changed, self._deadline))
         if statuses is None:  # not a work tree (or git refuses it, or says what we cannot read): walk instead
-            return None
-        # git's index is read only now that diff-files has compared the working tree with it:
-        # a record from an older index could vouch for a file that has changed since
-        stats = self._start(_INDEX_STATS)
-        unchanged = _stat_keys(_output(stats, deadline)) if stats else {}
-        listed = _output(listing, deadline)
-        if listed is None:
-            return None
+            self._failed = True
+            return
+        printed = _output(stats, self._deadline) if stats else None
+        same_index = printed is not None and _identity(self._index_file) == self._index_before
+        tracked, unchanged = _tracked(printed) if same_index else ([], {})
         for _, path in statuses:
             unchanged.pop(path, None)
         gone = frozenset(path for status, path in statuses if status == "D")
-        return Listing(sorted({p for p in listed.split("\0") if p}), "git", gone, unchanged)
+        self._tracked = Listing(tracked, "git", gone, unchanged)
+
+    def _git_listing(self) -> Listing | None:
+        if self._git is None or self._tracked is None:
+            return None
+        listed = _output(self._git[0], self._deadline)
+        if listed is None:
+            self._failed = True
+            return None
+        paths = sorted({p for p in listed.split("\0") if p})
+        return Listing(paths, "git", self._tracked.gone, self._tracked.unchanged)
+
+
+_GIT_LOCATION_VARIABLES = frozenset(
+    {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES"}
+)
+
+
+def _index_file(repo: Path) -> str | None:
+    """The index file of the work tree `repo` is in, where git finds it unless told otherwise."""
+    if not _GIT_LOCATION_VARIABLES.isdisjoint(os.environ):
+        return None
+    for directory in (repo, *repo.parents):
+        dot_git = os.path.join(directory, ".git")
+        try:
+            info = os.stat(dot_git)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            return os.path.join(dot_git, "index")
+        try:  # a linked work tree (or a submodule's): "gitdir: <its git directory>"
+            text = Path(dot_git).read_text("utf-8")
+        except (OSError, UnicodeError):
+            return None
+        return os.path.join(directory, text[8:].strip(), "index") if text.startswith("gitdir: ") else None
+    return None
+
+
+def _identity(file: str | None) -> tuple[int, ...] | None:
+    """Which version of the file is there: git writes an index anew and renames it into place."""
+    try:
+        info = os.stat(file) if file else None
+    except OSError:
+        return None
+    return info and (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _output(process: subprocess.Popen[bytes], deadline: float) -> str | None:
@@ -197,27 +296,31 @@ def _name_status(out: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _stat_keys(out: str | None) -> dict[str, str]:
-    """path -> stat key of the trusted entries of `git ls-files -c -s -t -v --debug -z`.
+def _tracked(out: str | None) -> tuple[list[str], dict[str, str]]:
+    """The paths `git ls-files -c -s -t -v --debug -z` prints, and the stat keys of those it vouches for.
 
     Each entry prints as `<tag> <mode> <object> <stage>\t<path>\0` and five lines of stat
     data (ctime, mtime, dev/ino, uid/gid, size/flags). A format other than that one, or a
     path with a newline in it (which could pass itself off as stat lines), and git's word
     is taken for no file at all: they are all lstat-ed instead."""
     if not out:
-        return {}
+        return [], {}
     lines = out.split("\n")
     if len(lines) != 5 * out.count("\0") + 1 or lines.pop():
-        return {}
+        return [], {}
     heads, mtimes, sizes = lines[0::5], lines[1::5], lines[4::5]
-    if not (all(m.startswith("  mtime: ") for m in mtimes) and all(s.startswith("  size: ") for s in sizes)):
-        return {}
-    keys = {}
+    if not (
+        all(map(str.startswith, mtimes, repeat("  mtime: "))) and all(map(str.startswith, sizes, repeat("  size: ")))
+    ):
+        return [], {}
+    paths, keys = [], {}
     for head, mtime, size in zip(heads, mtimes, sizes, strict=True):
-        meta, _, rest = head.partition("\t")
-        if meta.startswith(_TRUSTED_HEADS) and meta.endswith(" 0"):  # stage 0: merged
-            keys[rest[: rest.rindex("\0")]] = f"{size[8 : size.index(chr(9))]} {mtime[9:]} "
-    return keys
+        tab = head.index("\t")
+        path = head[tab + 1 : head.rindex("\0")]
+        paths.append(path)
+        if head.startswith(_TRUSTED_HEADS) and head[tab - 2 : tab] == " 0":  # stage 0: not unmerged
+            keys[path] = f"{size[8 : size.index(chr(9))]} {mtime[9:]} "
+    return list(dict.fromkeys(paths)), keys  # an unmerged file has an entry per stage
 
 
 def start_listing(repo: Path) -> PendingListing:
@@ -291,12 +394,13 @@ def vendored_paths(paths: list[str]) -> set[str]:
             vendored = directories[directory] = not VENDORED_DIRS.isdisjoint(directory.split("/")) or (
                 ".egg-info/" in directory or ".dist-info/" in directory
             )
-        if vendored or path.endswith(_GENERATED_NAMES):
+        if vendored or (path[-4:] in _GENERATED_TAILS and path.endswith(_GENERATED_NAMES)):
             found.add(path)
     return found
 
 
 _GENERATED_NAMES = GENERATED_SUFFIXES + tuple(LOCK_FILES)  # as suffixes: `vendored_reason` has the last word
+_GENERATED_TAILS = frozenset(name[-4:] for name in _GENERATED_NAMES)  # all are 4 characters or more
 
 
 def scan(
@@ -328,23 +432,10 @@ def scan(
     vendored = vendored_paths(candidates) if skip_vendored else set()
     entries = index.entries
     vouched = 0
-
-    def look(path: str) -> _Looked | tuple[SkipCode, str] | None:
-        """The facts of a file git did not vouch for: lstat it, and read it unless the index knows it.
-
-        Or why it is skipped before it is read, or None when it could not be read (and was reported)."""
-        full = prefix + path
-        found = _stat(repo_real, full, max_file_bytes, path in gone)
-        if not isinstance(found, _Regular):
-            return found
-        facts = index.lookup(path, found.size, found.mtime_ns)
-        if facts is None:
-            try:
-                facts = index.read(path, full, found.size, found.mtime_ns)
-            except OSError as exc:
-                skipped.append(SkippedFile(path=path, code=SkipCode.unreadable, reason=_unreadable(exc)))
-                return None
-        return _Looked(str(found.size), facts.sha256, facts.kind, str(facts.avg_line), str(facts.chars), found.symlink)
+    add_line, add_path, add_size, add_sha256, add_chars, add_hint = (
+        tree_lines.append, eligible.append, eligible_sizes.append, eligible_sha256s.append,
+        eligible_chars.append, eligible_hints.append,
+    )  # fmt: skip
 
     for path in candidates:
         if path in excluded:
@@ -363,31 +454,94 @@ def scan(
             symlink = False
         else:
             # a regular file git has just found to be as empty as its index says, or look at it
-            looked = (SkipCode.empty, "empty file") if key.startswith("0 ") else look(path)
+            looked = (
+                (SkipCode.empty, "empty file")
+                if key.startswith("0 ")
+                else _look(path, prefix, repo_real, max_file_bytes, path in gone, index, skipped)
+            )
             if looked is None:
                 continue
             if not isinstance(looked, _Looked):
                 index.forget(path)
                 skipped.append(SkippedFile(path=path, code=looked[0], reason=looked[1]))
-                tree_lines.append(f"{path}\0skipped: {looked[1]}\n")
+                add_line(f"{path}\0skipped: {looked[1]}\n")
                 continue
             size, sha256, kind, avg_line, chars, symlink = looked
-        tree_lines.append(f"{path}\0{sha256}\n")
+        add_line(f"{path}\0{sha256}\n")
         if kind == BINARY:
             skipped.append(SkippedFile(path=path, code=SkipCode.binary, reason=BINARY_REASON))
         elif kind == MINIFIED:
             why_minified = f"minified (average line {avg_line} chars > {MINIFIED_AVG_LINE})"
             skipped.append(SkippedFile(path=path, code=SkipCode.minified, reason=why_minified))
         else:
-            eligible.append(path)
-            eligible_sizes.append(int(size))
-            eligible_sha256s.append(sha256)
-            eligible_chars.append(int(chars))
-            eligible_hints.append(ENTRY_HINTS[kind])
+            add_path(path)
+            add_size(int(size))
+            add_sha256(sha256)
+            add_chars(int(chars))
+            add_hint(ENTRY_HINTS[kind])
             if symlink:
                 symlinks.add(path)
     index.hits += vouched
     return result
+
+
+def _look(
+    path: str,
+    prefix: str,
+    repo_real: str,
+    max_file_bytes: int,
+    gone: bool,
+    index: HashIndex,
+    skipped: list[SkippedFile],
+) -> _Looked | tuple[SkipCode, str] | None:
+    """The facts of a file git did not vouch for: lstat it, and read it unless the index knows it.
+
+    Or why it is skipped before it is read, or None when it could not be read (and was reported)."""
+    full = prefix + path
+    found = _stat(repo_real, full, max_file_bytes, gone)
+    if not isinstance(found, _Regular):
+        return found
+    facts = index.lookup(path, found.size, found.mtime_ns)
+    if facts is None:
+        try:
+            facts = index.read(path, full, found.size, found.mtime_ns)
+        except OSError as exc:
+            skipped.append(SkippedFile(path=path, code=SkipCode.unreadable, reason=_unreadable(exc)))
+            return None
+    return _Looked(str(found.size), facts.sha256, facts.kind, str(facts.avg_line), str(facts.chars), found.symlink)
+
+
+def scan_listing(
+    repo: Path,
+    pending: PendingListing,
+    *,
+    include: GlobSet,
+    exclude: GlobSet,
+    max_file_bytes: int,
+    skip_vendored: bool,
+    index: HashIndex,
+) -> tuple[Listing, Scan]:
+    """`scan` the listing as it comes: the tracked files while git still looks for untracked ones.
+
+    The listing is the one `result()` gives (one `git ls-files` call): tracked files it does
+    not list after all (an index written meanwhile) are dropped, and the rest are scanned."""
+
+    def scan_part(part: Listing) -> Scan:
+        return scan(
+            repo, part, include=include, exclude=exclude, max_file_bytes=max_file_bytes,
+            skip_vendored=skip_vendored, index=index,
+        )  # fmt: skip
+
+    tracked = pending.tracked()
+    early = scan_part(tracked) if tracked else None
+    listing = pending.result()
+    if early is None or tracked is None or listing.source != "git":
+        return listing, scan_part(listing)
+    scanned = set(tracked.paths)
+    if unlisted := scanned.difference(listing.paths):
+        early.drop(unlisted)
+    early.extend(scan_part(replace(listing, paths=[p for p in listing.paths if p not in scanned])))
+    return listing, early
 
 
 class _Looked(NamedTuple):

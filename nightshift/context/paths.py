@@ -131,6 +131,7 @@ class GlobSet:
     _any: re.Pattern[str] | None
     _each: tuple[re.Pattern[str], ...]
     _lines: re.Pattern[str] | None  # the same, matching whole lines of a '\n'-joined listing
+    _everything: bool = False  # a pattern is `**` or `**/*`, which match every path a listing holds
 
     def filter(self, paths: list[str]) -> list[str]:
         """The paths some pattern matches, in order: one regex pass over the joined listing."""
@@ -139,6 +140,8 @@ class GlobSet:
         joined = "\n".join(paths)
         if joined.count("\n") != len(paths) - 1:  # a file name with a newline in it
             return [p for p in paths if self.matches(p)]
+        if self._everything and "//" not in joined and joined[0] != "/" and "\n/" not in joined:
+            return list(paths)  # every path, without a regex pass (an empty segment would fail `**/*`)
         found: list[str] = self._lines.findall(joined)
         return found
 
@@ -177,7 +180,11 @@ def compile_globs(patterns: list[str] | tuple[str, ...]) -> GlobSet:
     except re.error as exc:  # a character class the glob syntax allows but the regex engine refuses
         bad = next(p for p, s in zip(patterns, sources, strict=True) if not _compiles(s))
         raise _fail(bad, f"bad character class ({exc.msg})") from exc
-    return GlobSet(tuple(patterns), combined, each, lines)
+    return GlobSet(tuple(patterns), combined, each, lines, not _MATCH_ALL.isdisjoint(sources))
+
+
+# the regex sources of `**` and `**/*`
+_MATCH_ALL = frozenset({"(?:.+)", "(?:(?:[^/\n]+/)*[^/\n]*)"})
 
 
 def _compiles(source: str) -> bool:

@@ -251,6 +251,7 @@ class AuditRun(BaseModel):
     artifact_key: str | None = None
     artifact_id: str | None = None
     local_fallback: bool = False
+    description: str | None = None
 
 
 def run_audit(stack: Stack, *, force: bool, wait_s: float, say: Say) -> AuditRun:
@@ -289,6 +290,7 @@ def run_audit(stack: Stack, *, force: bool, wait_s: float, say: Say) -> AuditRun
         artifact_key=report.key if report else None,
         artifact_id=str(report.id) if report else None,
         local_fallback=bool(report and "LOCAL" in (report.description or "")),
+        description=report.description if report else None,
     )
 
 
@@ -342,8 +344,7 @@ def up(options: UpOptions, *, stack: Stack | None = None, say: Say = print) -> i
     if audit is not None:
         say(f"  flow run:  {stack.ui_url}/runs/flow-run/{audit.flow_run_id}")
         if audit.artifact_id:
-            kind = "LOCAL fallback, no AI" if audit.local_fallback else "AI agent"
-            say(f"  artifact:  {stack.ui_url}/artifacts/artifact/{audit.artifact_id}  ({audit.artifact_key}; {kind})")
+            say(f"  artifact:  {stack.ui_url}/artifacts/artifact/{audit.artifact_id}  ({audit.description})")
     say(f"  API:       export PREFECT_API_URL={stack.api_url}   (then: prefect deployment run audit/default)")
     say("  status:    nightshift status        stop: nightshift down")
     if audit is not None and audit.state_type != "COMPLETED":

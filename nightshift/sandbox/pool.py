@@ -163,10 +163,16 @@ class WarmPool:
             raise SandboxError("the warm pool needs root (it bind-mounts each run's directories)")
         engine.require_image(self.settings.image)
         self.root.mkdir(parents=True, mode=0o755)
-        _mount(str(self.root), self.root, MS_BIND)
-        _mount("none", self.root, MS_SHARED)
-        self._host_end = HostEnd(self.root / "ns", self.upstream, gid=self.gid)
-        self._host_end.start()
+        try:
+            _mount(str(self.root), self.root, MS_BIND)
+            _mount("none", self.root, MS_SHARED)
+            self._host_end = HostEnd(self.root / "ns", self.upstream, gid=self.gid)
+            self._host_end.start()
+        except BaseException:
+            self._closed = True
+            _umount(self.root)
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
         self.fill()
         return self
 
