@@ -100,7 +100,7 @@ def flow_options() -> dict[str, Any]:
     """Flow retries (after a transient failure only, see `run_guarded`) and timeout of a worker flow."""
     options: dict[str, Any] = {
         "retries": int(_env_float("NIGHTSHIFT_FLOW_RETRIES", 0)),
-        "retry_delay_seconds": _env_float("NIGHTSHIFT_FLOW_RETRY_DELAY_S", 600),
+        "retry_delay_seconds": int(_env_float("NIGHTSHIFT_FLOW_RETRY_DELAY_S", 600)),
     }
     timeout = _env_float("NIGHTSHIFT_FLOW_TIMEOUT_S", 0)
     if timeout > 0:

@@ -173,17 +173,9 @@ def agent_home(repo_key: str, worker: str, run_id: str, chunk: int) -> Path:
 
 
 def _cost(outcomes: list[AgentOutcome]) -> RunCost:
-    cost = RunCost(agent_calls=len(outcomes))
+    cost = RunCost()
     for outcome in outcomes:
-        cost.model = outcome.model or cost.model
-        cost.cli_version = outcome.cli_version or cost.cli_version
-        cost.num_turns += outcome.num_turns or 0
-        cost.input_tokens += outcome.usage.input_tokens
-        cost.output_tokens += outcome.usage.output_tokens
-        cost.cache_read_tokens += outcome.usage.cache_read_input_tokens
-        cost.cache_creation_tokens += outcome.usage.cache_creation_input_tokens
-        cost.cost_usd += outcome.run_cost_usd or 0.0
-        cost.duration_s += outcome.duration_s
+        cost.add(outcome)
     return cost
 
 
@@ -294,9 +286,5 @@ def merge_reports(spec: WorkerSpec, reports: list[dict[str, Any]]) -> dict[str, 
 def merge_costs(costs: list[RunCost]) -> RunCost:
     total = RunCost()
     for cost in costs:
-        total.model = cost.model or total.model
-        total.cli_version = cost.cli_version or total.cli_version
-        for name in ("agent_calls", "num_turns", "input_tokens", "output_tokens", "cache_read_tokens",
-                     "cache_creation_tokens", "cost_usd", "duration_s"):  # fmt: skip
-            setattr(total, name, getattr(total, name) + getattr(cost, name))
+        total.merge(cost)
     return total

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Idempotent: what runs is reused.",
     )
     _add_stack_args(up)
-    up.add_argument("--repo", help="repository the deployments work on (default: this checkout)")
+    up.add_argument("--repo", help="repository the deployments work on (default: the last one, else this checkout)")
     up.add_argument("--no-install", action="store_true", help="do not run scripts/setup.sh when something is missing")
     up.add_argument("--no-run", action="store_true", help="do not trigger the audit run")
     up.add_argument("--force", action="store_true", help="the audit run ignores a fresh earlier result")

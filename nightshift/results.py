@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nightshift.agents.base import AgentOutcome
 from nightshift.findings import Finding
 
 RunMode = Literal["agent", "local", "hybrid"]
@@ -61,6 +62,26 @@ class RunCost(BaseModel):
     cache_creation_tokens: int = 0
     cost_usd: float = 0.0
     duration_s: float = 0.0
+
+    def add(self, outcome: AgentOutcome) -> None:
+        """Count one agent call: its tokens, its own cost (`run_cost_usd`), its time."""
+        self.agent_calls += 1
+        self.model = outcome.model or self.model
+        self.cli_version = outcome.cli_version or self.cli_version
+        self.num_turns += outcome.num_turns or 0
+        self.input_tokens += outcome.usage.input_tokens
+        self.output_tokens += outcome.usage.output_tokens
+        self.cache_read_tokens += outcome.usage.cache_read_input_tokens
+        self.cache_creation_tokens += outcome.usage.cache_creation_input_tokens
+        self.cost_usd += outcome.run_cost_usd or 0.0
+        self.duration_s += outcome.duration_s
+
+    def merge(self, other: RunCost) -> None:
+        self.model = other.model or self.model
+        self.cli_version = other.cli_version or self.cli_version
+        for name in ("agent_calls", "num_turns", "input_tokens", "output_tokens", "cache_read_tokens",
+                     "cache_creation_tokens", "cost_usd", "duration_s"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class WorkerRun(BaseModel):

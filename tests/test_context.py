@@ -21,7 +21,9 @@ from nightshift.context import (
     gather_context,
     warm_index,
 )
-from nightshift.context.index import repo_key
+from nightshift.context import _load as load_file
+from nightshift.context.files import BINARY_REASON, list_files, start_listing
+from nightshift.context.index import HashIndex, repo_key
 from nightshift.errors import ContextError
 
 OLD_NS = 1_600_000_000 * 10**9  # 2020: old enough for index entries to be trusted
@@ -605,6 +607,146 @@ def test_a_corrupt_index_is_rebuilt(tmp_path: Path) -> None:
     (cache / f"{repo_key(repo.resolve())}.json").write_text("{not json")
     assert warm_index(repo, cache) == 3
     assert warm_index(repo, cache) == 0
+
+
+# -- git's index as the stat cache ------------------------------------------------------------
+
+
+def aged_repo(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    """A repository whose files were old when git indexed them: git's index holds their stats."""
+    repo = make_repo(root, files, use_git=False)
+    age_files(repo)
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "initial")
+    return repo
+
+
+def lstat_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = os.lstat
+
+    def counting(path: str | os.PathLike[str], *args: object, **kwargs: object) -> os.stat_result:
+        seen.append(os.fspath(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "lstat", counting)
+    return seen
+
+
+def test_files_git_vouches_for_are_not_even_lstat_ed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = aged_repo(tmp_path / "r", {**many_files(6), "empty.py": "", "image.bin": b"\x00\x01" * 10})
+    cache = tmp_path / "cache"
+    assert warm_index(repo, cache) == 7  # the empty file is known empty without a read
+
+    seen = lstat_calls(monkeypatch)
+    assert warm_index(repo, cache) == 0
+    warm = gather_context(repo, ContextSpec(), cache_dir=cache)
+    assert not [p for p in seen if p.startswith(str(repo.resolve()))]
+    monkeypatch.undo()
+
+    cold = gather_context(repo, ContextSpec())
+    assert warm.model_dump() == cold.model_dump()
+    assert skipped(warm) == {"empty.py": SkipCode.empty, "image.bin": SkipCode.binary}
+
+
+def test_a_file_changed_since_git_indexed_it_is_read_again(tmp_path: Path) -> None:
+    repo = aged_repo(tmp_path / "r", many_files(4))
+    cache = tmp_path / "cache"
+    warm_index(repo, cache)
+
+    original = (repo / "pkg/mod_01.py").read_text()
+    write(repo, {"pkg/mod_01.py": original.replace("return", "yield")})  # same size
+    os.utime(repo / "pkg/mod_01.py", ns=(OLD_NS + 10**9, OLD_NS + 10**9))
+    write(repo, {"pkg/mod_02.py": "changed = True\n"})
+    os.utime(repo / "pkg/mod_02.py", ns=(OLD_NS, OLD_NS))  # the old mtime: only size and ctime tell
+    assert warm_index(repo, cache) == 2
+
+    warm = gather_context(repo, ContextSpec(), cache_dir=cache)
+    assert warm.model_dump() == gather_context(repo, ContextSpec()).model_dump()
+    contents = {f.path: f.content for f in warm.files}
+    assert contents["pkg/mod_02.py"] == "changed = True\n"
+    assert "yield" in contents["pkg/mod_01.py"]
+
+
+@pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
+def test_files_git_is_told_not_to_check_are_checked(tmp_path: Path, flag: str) -> None:
+    repo = aged_repo(tmp_path / "r", {"a.py": "a = 1\n", "b.py": "b = 2\n"})
+    cache = tmp_path / "cache"
+    warm_index(repo, cache)
+    git(repo, "update-index", flag, "a.py")
+    write(repo, {"a.py": "a = 'changed behind git's back'\n"})
+    os.utime(repo / "a.py", ns=(OLD_NS, OLD_NS))
+
+    warm = gather_context(repo, ContextSpec(), cache_dir=cache)
+    assert {f.path: f.content for f in warm.files}["a.py"] == "a = 'changed behind git's back'\n"
+    assert warm.tree_hash == gather_context(repo, ContextSpec()).tree_hash
+
+
+def test_symlinks_replacing_indexed_files_and_directories_are_not_followed(tmp_path: Path) -> None:
+    files = {"pkg/mod.py": "x = 1\n", "leak.py": "y = 2\n", "main.py": "z = 3\n"}
+    repo = aged_repo(tmp_path / "r", files)
+    cache = tmp_path / "cache"
+    warm_index(repo, cache)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "mod.py").write_text("STOLEN = 1\n")
+    (outside / "leak.py").write_text("STOLEN = 2\n")
+    (repo / "pkg" / "mod.py").unlink()
+    (repo / "pkg").rmdir()
+    (repo / "pkg").symlink_to(outside, target_is_directory=True)
+    (repo / "leak.py").unlink()
+    (repo / "leak.py").symlink_to(outside / "leak.py")
+
+    bundle = gather_context(repo, ContextSpec(), cache_dir=cache)
+    assert skipped(bundle) == {"pkg/mod.py": SkipCode.symlink, "leak.py": SkipCode.symlink}
+    assert "STOLEN" not in bundle.model_dump_json()
+
+
+def test_no_file_is_taken_on_git_s_word_when_its_index_is_written_meanwhile(tmp_path: Path) -> None:
+    repo = aged_repo(tmp_path / "r", many_files(3)).resolve()
+    assert set(list_files(repo).unchanged) == {f"pkg/mod_{i:02d}.py" for i in range(3)}
+
+    pending = start_listing(repo)
+    write(repo, {"new.py": "n = 1\n"})
+    git(repo, "add", "new.py")  # a new index file, whether or not git has read the old one yet
+    listing = pending.result()
+    assert listing.unchanged == {}
+    assert listing.paths == ["new.py", *(f"pkg/mod_{i:02d}.py" for i in range(3))]
+
+
+def test_git_output_that_could_be_forged_by_a_file_name_is_not_trusted(tmp_path: Path) -> None:
+    forged = "x.py\0  ctime: 0:0\n  mtime: 1:0\n  dev: 0\tino: 0\n  uid: 0\tgid: 0\n  size: 6\tflags: 0\nH 100644"
+    repo = aged_repo(tmp_path / "r", {"a.py": "a = 1\n", "odd\nname.py": "b = 2\n"})
+    assert forged  # a newline in a tracked name: git's stat lines can no longer be told apart
+    listing = list_files(repo.resolve())
+    assert listing.unchanged == {}
+    assert "odd\nname.py" in listing.paths
+    cache = tmp_path / "cache"
+    warm_index(repo, cache)
+    assert gather_context(repo, ContextSpec(), cache_dir=cache) == gather_context(repo, ContextSpec())
+
+
+def test_a_subdirectory_repository_uses_the_work_tree_s_index(tmp_path: Path) -> None:
+    root = aged_repo(tmp_path / "r", {"outer.py": "o = 1\n", "svc/app.py": "a = 1\n", "svc/lib/x.py": "x = 1\n"})
+    assert set(list_files((root / "svc").resolve()).unchanged) == {"app.py", "lib/x.py"}
+    cache = tmp_path / "cache"
+    assert warm_index(root / "svc", cache) == 2
+    assert warm_index(root / "svc", cache) == 0
+
+
+def test_a_file_changed_between_scan_and_read_is_held_to_the_scan_rules(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.py": "a = 1\n"}).resolve()
+    index = HashIndex(repo)
+    scanned = hashlib.sha256(b"a = 1\n").hexdigest()
+    (repo / "a.py").write_bytes(b"\x00binary now\n")
+    assert load_file(repo, "a.py", 6, scanned, False, index, 1000) == (SkipCode.binary, BINARY_REASON)
+    (repo / "a.py").write_text("x = 2\n" * 100)
+    assert load_file(repo, "a.py", 6, scanned, False, index, 100)[0] == SkipCode.too_large
+    (repo / "a.py").write_text("")
+    assert load_file(repo, "a.py", 6, scanned, False, index, 100) == (SkipCode.empty, "empty file")
+    (repo / "a.py").write_text("b = 22\n")
+    loaded = load_file(repo, "a.py", 6, scanned, False, index, 100)
+    assert loaded[0] == "b = 22\n"
 
 
 def test_bundle_models_forbid_extra_fields() -> None:

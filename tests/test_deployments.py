@@ -34,6 +34,7 @@ import yaml
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 
 from nightshift.catalogue import CATALOGUE
+from nightshift.results import repo_key
 from nightshift.testing.fake_anthropic import RecordedRequest, StructuredOutput, Turn
 from tests.gitrepos import make_repo
 
@@ -189,8 +190,6 @@ class StackInfo:
         return found[0]
 
     def report_key(self, worker: str, kind: str = "report") -> str:
-        from nightshift.results import repo_key
-
         return f"{worker}-{repo_key(self.repo)}-{kind}"
 
 
@@ -359,13 +358,13 @@ def test_prefect_deployment_run_from_the_command_line(stack: StackInfo) -> None:
     assert rows[0]["cost_usd"] > 0
 
 
-def _agent_processes(state: Path, flow_runs: set[str]) -> set[int]:
-    """Agent CLI launches of this stack's runs alive right now: a `claude` process whose HOME is under the
-    stack's state directory, or (Docker sandbox) the `docker run` of a container labelled with one of
-    `flow_runs`."""
+def _agent_processes(state: Path, flow_runs: set[str]) -> dict[int, bytes]:
+    """Agent CLI launches of this stack's runs alive right now, pid → what identifies the launch: a `claude`
+    process whose HOME (one per agent run) is under the stack's state directory, or (Docker sandbox) the
+    `docker run` of a container labelled with one of `flow_runs`."""
     home = f"HOME={state}/".encode()
     labels = {f"io.nightshift.flow-run={run}".encode() for run in flow_runs}
-    found: set[int] = set()
+    found: dict[int, bytes] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -376,35 +375,44 @@ def _agent_processes(state: Path, flow_runs: set[str]) -> set[int]:
             if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                 continue
             if argv[0].endswith(b"/claude") and b"-p" in argv:
-                if any(e.startswith(home) for e in (entry / "environ").read_bytes().split(b"\0")):
-                    found.add(int(entry.name))
+                homes = [e for e in (entry / "environ").read_bytes().split(b"\0") if e.startswith(home)]
+                if homes:
+                    found[int(entry.name)] = homes[0]
             elif argv[1:2] == [b"run"] and labels & set(argv):
-                found.add(int(entry.name))
-        except (OSError, IndexError):
+                found[int(entry.name)] = next(a for a in argv if a.startswith(b"ns-"))
+        except (OSError, IndexError, StopIteration):
             continue
     return found
 
 
 def test_global_limit_allows_two_agent_processes_for_eight_runs(stack: StackInfo) -> None:
-    """8 runs at once, each its own flow-run process, a slow model: never more than 2 agents alive."""
-    turns: list[Turn] = [StructuredOutput(value=audit_report(f"slow finding {i}"), delay_s=2.5) for i in range(8)]
+    """8 agent runs triggered at once (2 flow runs, i.e. 2 processes, of 4 chunks each) against a slow model:
+    never more than 2 agent CLIs alive, all 8 complete."""
+    big = make_repo(
+        stack.work / "big",
+        {f"pkg/mod{i}.py": f'"""Module {i}."""\n' + "x = 1\n" * 900 for i in range(8)}
+        | {".nightshift.toml": "[workers.audit]\nbudget_tokens = 2000\nmax_chunks = 4\n"},
+    )
+    finding = {"severity": "low", "file": "pkg/mod0.py", "line": 1, "description": "slow finding"}
+    answer = {"vulnerabilities": [finding], "riskScore": 10, "recommendations": ["r"]}
+    turns: list[Turn] = [StructuredOutput(value=answer, delay_s=2.5) for _ in range(8)]
     with stack.client() as client:
         audit = client.read_deployment_by_name("audit/default")
-        load_test = client.create_deployment(  # like audit/default, but no per-deployment limit
+        load_test = client.create_deployment(  # like audit/default, without the one-run-at-a-time limit
             flow_id=audit.flow_id, name="load-test", work_pool_name="nightshift", work_queue_name="critical",
             entrypoint=audit.entrypoint, pull_steps=audit.pull_steps, parameters=audit.parameters,
             parameter_openapi_schema=audit.parameter_openapi_schema, job_variables=audit.job_variables,
             tags=audit.tags,
         )  # fmt: skip
     alive: list[int] = []
-    seen: set[int] = set()
+    launches: dict[int, bytes] = {}
     ids: list[UUID] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             now = _agent_processes(stack.state, {str(i) for i in ids})
-            seen.update(now)
+            launches.update(now)
             alive.append(len(now))
             time.sleep(0.05)
 
@@ -413,21 +421,23 @@ def test_global_limit_allows_two_agent_processes_for_eight_runs(stack: StackInfo
         sampler.start()
         try:
             with stack.client() as client:
-                ids += [
-                    client.create_flow_run_from_deployment(load_test, parameters={"force": True}).id for _ in range(8)
-                ]
-            runs = stack.wait_final(ids, timeout=280)
+                parameters = {"force": True, "repo": str(big)}
+                ids += [client.create_flow_run_from_deployment(load_test, parameters=parameters).id for _ in range(2)]
+            runs = stack.wait_final(ids, timeout=240)
         finally:
             stop.set()
             sampler.join(timeout=5)
             with stack.client() as client:
                 client.delete_deployment(load_test)
         states = [run.state.name for run in runs.values()]
-        assert states == ["Completed"] * 8, states
+        assert states == ["Completed", "Completed"], states
         assert len(fake.main_requests()) == 8
     assert max(alive) <= 2, f"more than 2 agent CLIs alive at once: {max(alive)}"
-    assert max(alive) == 2, "the runs never overlapped: the test proves nothing"
-    assert len(seen) == 8, seen
+    assert max(alive) == 2, "the agent runs never overlapped: the test proves nothing"
+    assert len(set(launches.values())) == 8, launches  # 8 agent runs, each seen alive
+    report = stack.artifact(f"audit-{repo_key(big)}-report")
+    assert "Chunks:** 4" in report.data
+    assert report.data.count("slow finding") >= 4
 
 
 def test_status_shows_every_deployment(stack: StackInfo) -> None:

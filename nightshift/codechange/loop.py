@@ -76,9 +76,9 @@ class LoopRecord(BaseModel):
     def add_turn(self, turn: AgentTurn, purpose: TurnPurpose, reply: AgentReply, resumed: bool) -> None:
         outcome = turn.outcome
         cost_usd = outcome.run_cost_usd or 0.0  # the runner subtracts earlier runs of a resumed session
+        self.cost.add(outcome)
         self.session_id = outcome.session_id or self.session_id
         self.transcript += turn.transcript
-        add_cost(self.cost, outcome, cost_usd)
         self.turns.append(
             TurnSummary(
                 index=len(self.turns) + 1,
@@ -94,19 +94,6 @@ class LoopRecord(BaseModel):
         )
         if reply.summary:
             self.summary = reply.summary
-
-
-def add_cost(cost: RunCost, outcome: AgentOutcome, cost_usd: float) -> None:
-    cost.agent_calls += 1
-    cost.model = outcome.model or cost.model
-    cost.cli_version = outcome.cli_version or cost.cli_version
-    cost.num_turns += outcome.num_turns or 0
-    cost.input_tokens += outcome.usage.input_tokens
-    cost.output_tokens += outcome.usage.output_tokens
-    cost.cache_read_tokens += outcome.usage.cache_read_input_tokens
-    cost.cache_creation_tokens += outcome.usage.cache_creation_input_tokens
-    cost.cost_usd += cost_usd
-    cost.duration_s += outcome.duration_s
 
 
 class LoopSteps(Protocol):

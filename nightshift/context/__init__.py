@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from operator import attrgetter
 from pathlib import Path
-from typing import NamedTuple
 
 from nightshift.context.budget import Loaded, select
 from nightshift.context.files import BINARY_REASON, scan_listing, start_listing
@@ -36,7 +36,7 @@ from nightshift.context.models import (
     SkippedFile,
 )
 from nightshift.context.paths import compile_globs, inside_repo, resolve_repo
-from nightshift.context.ranking import ContextSignals, RankingPolicy, estimate_tokens, rank
+from nightshift.context.ranking import ContextSignals, Ranking, RankingPolicy, estimate_tokens
 from nightshift.context.secrets import RULES_DIGEST, find_secrets, redact
 from nightshift.context.spec import ContextSpec
 
@@ -89,23 +89,22 @@ def gather_context(
     history = (
         git_history(root, policy.history_commits) if policy.needs_history and listing.source == "git" else History()
     )
-    ranked = rank(
-        zip(found.paths, found.chars, found.entry_hints, strict=True),
-        policy,
-        signals or ContextSignals(),
-        history=history,
-        listed=listing.paths,
-    )
-    position = {path: i for i, path in enumerate(found.paths)}
+    ranking = Ranking(policy, signals or ContextSignals(), history=history, listed=listing.paths)
+    order = ranking.order(found.paths, found.chars, found.entry_hints)
+    ranked, chars = [found.paths[i] for i in order], [found.chars[i] for i in order]
 
-    def load(path: str) -> Loaded | tuple[SkipCode, str]:
-        i = position[path]
-        scanned = Scanned(found.sizes[i], found.sha256s[i], path in found.symlinks)
-        return _load(root, path, scanned, index, spec.max_file_bytes)
+    def reasons(position: int) -> list[str]:
+        return ranking.reasons(ranked[position], chars[position], found.entry_hints[order[position]])
+
+    def load(position: int) -> Loaded | tuple[SkipCode, str]:
+        i, path = order[position], ranked[position]
+        symlink = path in found.symlinks
+        return _load(root, path, found.sizes[i], found.sha256s[i], symlink, index, spec.max_file_bytes)
 
     selection = select(
         ranked,
-        dict(zip(found.paths, found.chars, strict=True)),
+        chars,
+        reasons,
         load,
         budget=spec.budget_tokens,
         truncate_top_n=policy.truncate_top_n,
@@ -117,7 +116,7 @@ def gather_context(
     return ContextBundle(
         repo=str(root),
         files=files,
-        skipped=sorted(found.skipped + selection.skipped, key=lambda s: s.path),
+        skipped=sorted(found.skipped + selection.skipped, key=_BY_PATH),
         redactions=selection.redactions,
         total_tokens=sum(f.tokens for f in files),
         budget_tokens=spec.budget_tokens,
@@ -149,44 +148,39 @@ def warm_index(repo: Path, cache_dir: Path, *, spec: ContextSpec | None = None) 
     return index.misses
 
 
-class Scanned(NamedTuple):
-    """What the scan saw of a file it found eligible."""
-
-    size: int
-    sha256: str
-    symlink: bool  # a symlink to a file inside the repository
+_BY_PATH = attrgetter("path")
 
 
 def _load(
-    root: Path, path: str, scanned: Scanned, index: HashIndex, max_file_bytes: int
+    root: Path, path: str, size: int, scanned_sha256: str, symlink: bool, index: HashIndex, max_file_bytes: int
 ) -> Loaded | tuple[SkipCode, str]:
     """Read a selected file and redact it (unless these exact bytes are known to be clean).
 
     A file that changed since the scan is held to the scan's rules again before it is shown:
     not grown beyond `max_file_bytes`, not become empty, binary or minified."""
     full = f"{root}/{path}"
-    if scanned.symlink and not inside_repo(str(root), os.path.realpath(full)):  # retargeted since the scan
+    if symlink and not inside_repo(str(root), os.path.realpath(full)):  # retargeted since the scan
         return SkipCode.unreadable, "symlink whose target escapes the repository"
     try:
         # a file that was no symlink at scan time must not have become one
-        fd = os.open(full, os.O_RDONLY | (0 if scanned.symlink else os.O_NOFOLLOW))
+        fd = os.open(full, os.O_RDONLY | (0 if symlink else os.O_NOFOLLOW))
         try:
-            data = os.read(fd, scanned.size + 1)  # all of it, in one read, unless it changed size
-            if len(data) != scanned.size:  # read on, to the end or past the limit
+            data = os.read(fd, size + 1)  # all of it, in one read, unless it changed size
+            if len(data) != size:  # read on, to the end or past the limit
                 chunks, total = [data], len(data)
                 while total <= max_file_bytes and (chunk := os.read(fd, 1 << 20)):
                     chunks.append(chunk)
                     total += len(chunk)
                 data = b"".join(chunks)
             if len(data) > max_file_bytes:
-                size = os.fstat(fd).st_size
-                return SkipCode.too_large, f"too large ({size} bytes > max_file_bytes={max_file_bytes})"
+                grown = os.fstat(fd).st_size
+                return SkipCode.too_large, f"too large ({grown} bytes > max_file_bytes={max_file_bytes})"
         finally:
             os.close(fd)
     except OSError as exc:
         return SkipCode.unreadable, f"unreadable ({exc.strerror or exc})"
     sha256 = hashlib.sha256(data).hexdigest()
-    if sha256 != scanned.sha256 and (refused := _refusal(data, path)) is not None:
+    if sha256 != scanned_sha256 and (refused := _refusal(data, path)) is not None:
         return refused
     text = data.decode("utf-8", "replace")
     if index.known_clean(path, sha256):

@@ -15,23 +15,24 @@ without being read, so a warm run reads little more than what it selects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nightshift.context.models import ContextFile, SecretHit, SkipCode, SkippedFile
-from nightshift.context.ranking import Ranked, estimate_tokens
+from nightshift.context.ranking import estimate_tokens
 
 MIN_TRUNCATED_TOKENS = 64
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(NamedTuple):
     content: str  # redacted
     hits: list[SecretHit]
     sha256: str
 
 
-Loader = Callable[[str], "Loaded | tuple[SkipCode, str]"]  # the file, or why it is not shown after all
+# by rank (0: the best): the file, or why it is not shown after all
+Loader = Callable[[int], "Loaded | tuple[SkipCode, str]"]
 
 
 @dataclass
@@ -74,8 +75,9 @@ def truncate(text: str, max_tokens: int) -> tuple[str, int] | None:
 
 
 def select(
-    ranked: list[Ranked],
-    chars: dict[str, int],
+    ranked: Sequence[str],
+    chars: Sequence[int],
+    reasons: Callable[[int], list[str]],
     load: Loader,
     *,
     budget: int,
@@ -97,14 +99,14 @@ def select(
         selection.skipped.append(SkippedFile(path=path, code=SkipCode.over_budget, reason=why))
 
     # thousands of files are ranked and only the best fit: the loop is kept lean for the rest
-    for position, (path, _score, item_reasons) in enumerate(ranked):
+    for position, (path, length) in enumerate(zip(ranked, chars, strict=True)):
         space = budget if can_open else fullest
-        estimate = -(-chars[path] // 4)  # estimate_tokens, before redaction, which seldom changes it
+        estimate = -(-length // 4)  # estimate_tokens, before redaction, which seldom changes it
         top = position < truncate_top_n
         if space <= 0 or (not top and estimate > space and not (chunking and can_open)):
             over_budget(path, estimate, exact=False)
             continue
-        loaded = load(path)
+        loaded = load(position)
         if not isinstance(loaded, Loaded):
             selection.skipped.append(SkippedFile(path=path, code=loaded[0], reason=loaded[1]))
             continue
@@ -112,7 +114,7 @@ def select(
         target = next((i for i, left in enumerate(room) if left >= tokens), None)
         if target is None and can_open and tokens <= budget:
             target = len(room)
-        reasons = list(item_reasons)
+        why = reasons(position)
         truncated = False
         if target is None and (top or (chunking and tokens > budget)) and space >= MIN_TRUNCATED_TOKENS:
             cut = truncate(content, space)
@@ -122,7 +124,7 @@ def select(
                 tokens = estimate_tokens(len(content))
                 target = len(room) if can_open else room.index(space)
                 truncated = True
-                reasons.append(f"truncated to fit the budget ({kept_lines} lines kept)")
+                why.append(f"truncated to fit the budget ({kept_lines} lines kept)")
         if target is None:
             over_budget(path, tokens, exact=True)
             continue
@@ -132,7 +134,7 @@ def select(
         room[target] -= tokens
         fullest, can_open = max(room), len(room) < limit
         selected = ContextFile(
-            path=path, content=content, tokens=tokens, reasons=reasons, truncated=truncated, sha256=loaded.sha256
+            path=path, content=content, tokens=tokens, reasons=why, truncated=truncated, sha256=loaded.sha256
         )
         selection.files.append(selected)
         selection.chunks[target].append(selected)

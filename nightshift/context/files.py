@@ -43,8 +43,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import time
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
@@ -145,6 +144,7 @@ _GIT = ("git", "-c", "core.quotepath=off")
 # where git's stat comparison is trusted: it must lstat every file itself and compare every field
 _FULL_STAT_CHECK = ("-c", "core.fsmonitor=false", "-c", "core.checkStat=default", "-c", "core.trustctime=true")
 _LIST = ("ls-files", "-co", "--exclude-standard", "-z")
+_UNTRACKED = ("ls-files", "-o", "--exclude-standard", "-z")
 _CHANGED = (*_FULL_STAT_CHECK, "diff-files", "--name-status", "--relative", "-z")
 _INDEX_STATS = (*_FULL_STAT_CHECK, "ls-files", "-c", "-s", "-t", "-v", "--debug", "-z")
 _TRUSTED_HEADS = ("H 100644 ", "H 100755 ")  # tag H: neither assume-unchanged nor skip-worktree
@@ -159,22 +159,29 @@ class PendingListing:
     """A listing under way: git runs (on other cores) while the caller does other work.
 
     `tracked()` names the tracked files as soon as git has (the untracked ones take git a
-    walk of the working tree), so that they can be scanned meanwhile; `result()` is all of it."""
+    walk of the working tree), so that they can be scanned meanwhile; `result()` is all of it.
+
+    Three git processes run at once: diff-files; ls-files --debug for the tracked files and
+    their stats; ls-files -o for the untracked ones. Their answers fit together only if they
+    read the same index, so its file must be the same before they start and once they are
+    done: if it is not, or cannot be found, git's word on stats is not taken and the listing
+    is one `git ls-files -co` call, as it is then from the start."""
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self._running: list[subprocess.Popen[bytes]] = []
-        # Git's word on a file's stat holds only if diff-files compared the file with the very
-        # index ls-files --debug then printed: no index may be written between their reads.
         self._index_file = _index_file(repo)
         self._index_before = _identity(self._index_file)
-        listing = self._start(_LIST)
-        changed = self._start(_CHANGED) if listing else None
-        stats = self._start(_INDEX_STATS) if changed and self._index_before else None
-        self._git = (listing, changed, stats) if listing and changed else None
-        self._deadline = time.monotonic() + GIT_TIMEOUT_S
+        # tracked and untracked files listed apart (until git's index is found written meanwhile)
+        self._split = self._untracked_only = self._index_before is not None
+        self._listing = self._start(_UNTRACKED if self._split else _LIST)
+        self._changed = self._start(_CHANGED) if self._listing else None
+        self._stats = self._start(_INDEX_STATS) if self._changed and self._split else None
+        self._failed = self._changed is None or (self._split and self._stats is None)
+        self._watchdog = threading.Timer(GIT_TIMEOUT_S, self._stop)  # git that hangs is killed: a walk instead
+        self._watchdog.daemon = True
+        self._watchdog.start()
         self._tracked: Listing | None = None  # once known
-        self._failed = self._git is None
 
     def _start(self, argv: tuple[str, ...]) -> subprocess.Popen[bytes] | None:
         try:
@@ -184,58 +191,57 @@ class PendingListing:
         self._running.append(process)
         return process
 
+    def _stop(self) -> None:
+        for process in self._running:
+            if process.poll() is None:
+                process.kill()
+
     def tracked(self) -> Listing | None:
         """The tracked files (in git's order), with what git says of them; None if git does not tell."""
         if self._tracked is None and not self._failed:
-            self._guarded(self._git_tracked)
+            self._git_tracked()
         return self._tracked if self._tracked is not None and self._tracked.paths else None
 
     def result(self) -> Listing:
         if self._tracked is None and not self._failed:
-            self._guarded(self._git_tracked)
-        listing = self._guarded(self._git_listing) if not self._failed else None
+            self._git_tracked()
+        listing = self._git_listing() if not self._failed else None
+        self._watchdog.cancel()
         self._stop()
+        for process in self._running:  # each one ended, waited for, its pipe closed
+            if process.stdout is not None:
+                process.stdout.close()
+            process.wait()
         return listing or Listing(sorted(_walk(self.repo)), "filesystem")
 
-    def _guarded(self, step: Callable[[], _T]) -> _T | None:
-        """The step's result, or None (and git stopped) if git takes too long."""
-        try:
-            return step()
-        except subprocess.TimeoutExpired:
-            self._failed = True
-            return None
-        finally:
-            if self._failed:
-                self._stop()
-
-    def _stop(self) -> None:
-        for process in self._running:
-            if process.returncode is None:
-                process.kill()
-                process.communicate()
-
     def _git_tracked(self) -> None:
-        if self._git is None:
-            return
-        _, changed, stats = self._git
-        statuses = _name_status(_output(changed, self._deadline))
+        printed = _output(self._stats)
+        tracked = _tracked(printed) if printed is not None else None  # while diff-files runs
+        statuses = _name_status(_output(self._changed))
         if statuses is None:  # not a work tree (or git refuses it, or says what we cannot read): walk instead
             self._failed = True
             return
-        printed = _output(stats, self._deadline) if stats else None
-        same_index = printed is not None and _identity(self._index_file) == self._index_before
-        tracked, unchanged = _tracked(printed) if same_index else ([], {})
+        if tracked is None or _identity(self._index_file) != self._index_before:
+            # no word of git's on stats, and the tracked files are listed with the rest
+            self._split = False
+            tracked = [], {}
+        paths, unchanged = tracked
         for _, path in statuses:
             unchanged.pop(path, None)
         gone = frozenset(path for status, path in statuses if status == "D")
-        self._tracked = Listing(tracked, "git", gone, unchanged)
+        self._tracked = Listing(paths, "git", gone, unchanged)
 
     def _git_listing(self) -> Listing | None:
-        if self._git is None or self._tracked is None:
+        if self._tracked is None:
             return None
-        listed = _output(self._git[0], self._deadline)
+        listed = _output(self._listing)
+        if listed is not None and self._untracked_only:
+            if self._split and _identity(self._index_file) == self._index_before:
+                tracked, untracked = self._tracked.paths, [p for p in listed.split("\0") if p]
+                paths = tracked + untracked if set(untracked).isdisjoint(tracked) else [*{*tracked, *untracked}]
+                return Listing(sorted(paths), "git", self._tracked.gone, self._tracked.unchanged)
+            listed = _output(self._start(_LIST))  # git's index was written meanwhile: list again, in one go
         if listed is None:
-            self._failed = True
             return None
         paths = sorted({p for p in listed.split("\0") if p})
         return Listing(paths, "git", self._tracked.gone, self._tracked.unchanged)
@@ -277,9 +283,11 @@ def _identity(file: str | None) -> tuple[int, ...] | None:
     return info and (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-def _output(process: subprocess.Popen[bytes], deadline: float) -> str | None:
-    """What the process printed, once it has exited successfully."""
-    out, _ = process.communicate(timeout=max(deadline - time.monotonic(), 0.001))
+def _output(process: subprocess.Popen[bytes] | None) -> str | None:
+    """What the process printed, once it has exited successfully (the watchdog may kill it)."""
+    if process is None:
+        return None
+    out, _ = process.communicate()
     return out.decode("utf-8", "surrogateescape") if process.returncode == 0 else None
 
 
@@ -296,23 +304,23 @@ def _name_status(out: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _tracked(out: str | None) -> tuple[list[str], dict[str, str]]:
+def _tracked(out: str) -> tuple[list[str], dict[str, str]] | None:
     """The paths `git ls-files -c -s -t -v --debug -z` prints, and the stat keys of those it vouches for.
 
     Each entry prints as `<tag> <mode> <object> <stage>\t<path>\0` and five lines of stat
     data (ctime, mtime, dev/ino, uid/gid, size/flags). A format other than that one, or a
     path with a newline in it (which could pass itself off as stat lines), and git's word
-    is taken for no file at all: they are all lstat-ed instead."""
+    is taken for no file at all (None)."""
     if not out:
         return [], {}
     lines = out.split("\n")
     if len(lines) != 5 * out.count("\0") + 1 or lines.pop():
-        return [], {}
+        return None
     heads, mtimes, sizes = lines[0::5], lines[1::5], lines[4::5]
     if not (
         all(map(str.startswith, mtimes, repeat("  mtime: "))) and all(map(str.startswith, sizes, repeat("  size: ")))
     ):
-        return [], {}
+        return None
     paths, keys = [], {}
     for head, mtime, size in zip(heads, mtimes, sizes, strict=True):
         tab = head.index("\t")
@@ -431,7 +439,7 @@ def scan(
     excluded = set(exclude.filter(candidates)) if exclude.patterns else set()
     vendored = vendored_paths(candidates) if skip_vendored else set()
     entries = index.entries
-    vouched = 0
+    vouched, max_digits = 0, len(str(max_file_bytes))
     add_line, add_path, add_size, add_sha256, add_chars, add_hint = (
         tree_lines.append, eligible.append, eligible_sizes.append, eligible_sha256s.append,
         eligible_chars.append, eligible_hints.append,
@@ -447,10 +455,14 @@ def scan(
             skipped.append(SkippedFile(path=path, code=why[0], reason=why[1]))
             continue
         key = unchanged.get(path, "")
-        if key and (entry := entries.get(path, "")).startswith(key) and 0 < int(key[: key.find(" ")]) <= max_file_bytes:
-            # git vouches for the file's stat, and the index knows the file by it
+        if (
+            key
+            and (entry := entries.get(path, "")).startswith(key)
+            and (fits := entry.split(" "))[0] != "0"
+            and (len(fits[0]) < max_digits or int(fits[0]) <= max_file_bytes)
+        ):  # git vouches for the file's stat, and the index knows the file by it (and that it is not too big)
             vouched += 1
-            size, _mtime, sha256, kind, avg_line, chars = entry.split(" ")
+            size, _mtime, sha256, kind, avg_line, chars = fits
             symlink = False
         else:
             # a regular file git has just found to be as empty as its index says, or look at it

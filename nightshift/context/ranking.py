@@ -25,8 +25,7 @@ by size balance only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from operator import itemgetter
+from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
@@ -116,20 +115,49 @@ def estimate_tokens(chars: int) -> int:
     return -(-chars // 4)
 
 
+def _split(path: str) -> tuple[Sequence[str], str]:
+    """(directories, name) of a '/'-separated path, as `PurePosixPath` has them: its `parts[:-1]`
+    and `name`. Paths as listings hold them take a fast way; anything else asks pathlib."""
+    if (
+        path
+        and path[0] != "/"
+        and path[-1] != "/"
+        and "//" not in path
+        and "/./" not in path
+        and not path.startswith("./")
+        and not path.endswith("/.")
+        and path != "."
+    ):
+        directory, _, name = path.rpartition("/")
+        return (directory.split("/") if directory else ()), name
+    pure = PurePosixPath(path)
+    return pure.parts[:-1], pure.name
+
+
+def _suffix(name: str) -> str:
+    """`PurePosixPath.suffix` of a name: from its last dot, unless that starts or ends it."""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def _base(path: str) -> str:
     """The name up to its first dot: foo.spec.ts -> foo, test_foo.py -> test_foo."""
-    return PurePosixPath(path).name.split(".", 1)[0]
+    return _split(path)[1].split(".", 1)[0]
 
 
 def is_test_file(path: str) -> bool:
-    pure = PurePosixPath(path)
+    directories, name = _split(path)
+    return _is_test(directories, name)
+
+
+def _is_test(directories: Sequence[str], name: str) -> bool:
     return (
-        pure.name.startswith("test_")
-        or pure.name == "conftest.py"
-        or ".test." in pure.name
-        or ".spec." in pure.name
-        or _base(path).endswith(_TEST_SUFFIXES)
-        or any(part in TEST_DIRS for part in pure.parts[:-1])
+        name.startswith("test_")
+        or name == "conftest.py"
+        or ".test." in name
+        or ".spec." in name
+        or name.split(".", 1)[0].endswith(_TEST_SUFFIXES)
+        or not TEST_DIRS.isdisjoint(directories)
     )
 
 
@@ -147,16 +175,79 @@ def tested_subjects(listed: Iterable[str]) -> set[str]:
 
 
 def _entry_point_reason(path: str, entry_hint: str) -> str | None:
-    pure = PurePosixPath(path)
-    if pure.name in ENTRY_POINT_NAMES:
-        return f"entry point ({pure.name})"
+    directories, name = _split(path)
+    if name in ENTRY_POINT_NAMES:
+        return f"entry point ({name})"
     if entry_hint == "main-guard":
         return "entry point (if __name__ == '__main__')"
-    if pure.name in ROUTE_FILE_NAMES or (pure.suffix in SOURCE_SUFFIXES and ROUTE_DIRS & set(pure.parts[:-1])):
-        return f"web routes ({pure.name})"
+    if name in ROUTE_FILE_NAMES or (_suffix(name) in SOURCE_SUFFIXES and not ROUTE_DIRS.isdisjoint(directories)):
+        return f"web routes ({name})"
     if entry_hint == "routes":
         return "web routes (route handlers)"
     return None
+
+
+class Ranking:
+    """A policy's weighted signals, ready to score files: `order` them best first, `reasons`
+    for one. Scores are computed for every file; reasons only for those that are asked for
+    (the ones a budget takes), so that thousands of files cost no reason strings."""
+
+    def __init__(self, policy: RankingPolicy, signals: ContextSignals, *, history: History, listed: list[str]) -> None:
+        self.policy, self.signals, self.history = policy, signals, history
+        self.tested = tested_subjects(listed) if policy.untested else set()
+        self.most_commits = max(history.counts.values(), default=0)
+
+    def order(self, paths: Sequence[str], chars: Sequence[int], entry_hints: Sequence[str]) -> list[int]:
+        """Indexes of the files, best first; ties broken by path."""
+        weigh = self._weigh
+        scores = [weigh(path, n, hint, None) for path, n, hint in zip(paths, chars, entry_hints, strict=True)]
+        order = sorted(range(len(scores)), key=paths.__getitem__)
+        order.sort(key=scores.__getitem__, reverse=True)  # stable: ties stay in path order
+        return order
+
+    def score(self, path: str, chars: int, entry_hint: str) -> float:
+        return self._weigh(path, chars, entry_hint, None)
+
+    def reasons(self, path: str, chars: int, entry_hint: str) -> list[str]:
+        """Why the file scores what it does: one reason per contributing signal."""
+        reasons: list[str] = []
+        self._weigh(path, chars, entry_hint, reasons)
+        return reasons
+
+    def _weigh(self, path: str, chars: int, entry_hint: str, reasons: list[str] | None) -> float:
+        policy, signals, history = self.policy, self.signals, self.history
+        score = 0.0
+        if policy.flagged and path in signals.flagged:
+            score += policy.flagged
+            if reasons is not None:
+                reasons.append("flagged by a local analyzer")
+        if policy.entry_point and (why := _entry_point_reason(path, entry_hint)):
+            score += policy.entry_point
+            if reasons is not None:
+                reasons.append(why)
+        if policy.recent_change and path in history.last_touched:
+            age = history.last_touched[path]
+            score += policy.recent_change * (1 - age / max(history.commits, 1))
+            if reasons is not None:
+                reasons.append("changed in the newest commit" if age == 0 else f"changed {age} commits ago")
+        if policy.git_activity and (count := history.counts.get(path)):
+            score += policy.git_activity * count / self.most_commits
+            if reasons is not None:
+                reasons.append(f"{count} of the last {history.commits} commits touch it")
+        if policy.untested and _needs_a_test(path) and _base(path).lower() not in self.tested:
+            score += policy.untested
+            if reasons is not None:
+                reasons.append("no matching test file")
+        if policy.boost and (boost := signals.boosts.get(path)):
+            score += policy.boost * boost
+            if reasons is not None:
+                reasons.append(f"boosted by the worker ({boost:g})")
+        if policy.size_balance:
+            tokens = -(-chars // 4)  # estimate_tokens
+            score += policy.size_balance / (1 + tokens / SIZE_BALANCE_TOKENS)
+            if reasons is not None:
+                reasons.append(f"size-balanced (~{tokens} tokens)")
+        return round(score, 9)
 
 
 def rank(
@@ -168,48 +259,15 @@ def rank(
     listed: list[str],
 ) -> list[Ranked]:
     """Order (path, length in chars, entry hint) triples best first; ties broken by path."""
-    w_flagged, w_entry, w_recent = policy.flagged, policy.entry_point, policy.recent_change
-    w_activity, w_untested, w_boost, w_size = policy.git_activity, policy.untested, policy.boost, policy.size_balance
-    flagged, boosts = signals.flagged, signals.boosts
-    tested = tested_subjects(listed) if w_untested else set()
-    last_touched, counts = history.last_touched, history.counts
-    most_commits = max(counts.values(), default=0)
-    ranked = []
-    for path, chars, entry_hint in files:
-        score, reasons = 0.0, []
-        if w_flagged and path in flagged:
-            score += w_flagged
-            reasons.append("flagged by a local analyzer")
-        if w_entry and (why := _entry_point_reason(path, entry_hint)):
-            score += w_entry
-            reasons.append(why)
-        if w_recent and path in last_touched:
-            age = last_touched[path]
-            score += w_recent * (1 - age / max(history.commits, 1))
-            reasons.append("changed in the newest commit" if age == 0 else f"changed {age} commits ago")
-        if w_activity and counts.get(path):
-            score += w_activity * counts[path] / most_commits
-            reasons.append(f"{counts[path]} of the last {history.commits} commits touch it")
-        if w_untested and _needs_a_test(path) and _base(path).lower() not in tested:
-            score += w_untested
-            reasons.append("no matching test file")
-        if w_boost and boosts.get(path):
-            score += w_boost * boosts[path]
-            reasons.append(f"boosted by the worker ({boosts[path]:g})")
-        if w_size:
-            tokens = estimate_tokens(chars)
-            score += w_size / (1 + tokens / SIZE_BALANCE_TOKENS)
-            reasons.append(f"size-balanced (~{tokens} tokens)")
-        ranked.append(Ranked(path, round(score, 9), reasons))
-    # by path, then (a stable sort) by score: best first, ties by path, without a key tuple per file
-    ranked.sort(key=_BY_PATH)
-    ranked.sort(key=_BY_SCORE, reverse=True)
-    return ranked
-
-
-_BY_PATH, _BY_SCORE = itemgetter(0), itemgetter(1)
+    triples = list(files)
+    paths, chars, hints = [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+    ranking = Ranking(policy, signals, history=history, listed=listed)
+    return [
+        Ranked(paths[i], ranking.score(paths[i], chars[i], hints[i]), ranking.reasons(paths[i], chars[i], hints[i]))
+        for i in ranking.order(paths, chars, hints)
+    ]
 
 
 def _needs_a_test(path: str) -> bool:
-    pure = PurePosixPath(path)
-    return pure.suffix in SOURCE_SUFFIXES and pure.name not in NOT_NEEDING_TESTS and not is_test_file(path)
+    directories, name = _split(path)
+    return _suffix(name) in SOURCE_SUFFIXES and name not in NOT_NEEDING_TESTS and not _is_test(directories, name)

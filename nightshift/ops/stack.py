@@ -55,7 +55,9 @@ class UpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     port: int | None = Field(default=None, ge=1, le=65535, description="None: the running stack's, else 4200")
-    repo: Path | None = Field(default=None, description="repository the deployments work on; None: this checkout")
+    repo: Path | None = Field(
+        default=None, description="repository the deployments work on; None: the running stack's, else this checkout"
+    )
     install: bool = Field(default=True, description="run scripts/setup.sh --no-system when the agent CLI is missing")
     run_audit: bool = Field(default=True, description="trigger audit/default and wait for it")
     force: bool = Field(default=False, description="the audit run ignores a fresh earlier result")
@@ -310,7 +312,8 @@ def agent_key_configured() -> bool:
 def up(options: UpOptions, *, stack: Stack | None = None, say: Say = print) -> int:
     """`nightshift up`: see the module docstring. Returns the exit code."""
     stack = stack or Stack(port=options.port)
-    repo = (options.repo or PROJECT_ROOT).expanduser().resolve()
+    recorded = read_json(stack.record_file).get("repo")  # a second `up` keeps the repository of the first
+    repo = (options.repo or (Path(recorded) if isinstance(recorded, str) else PROJECT_ROOT)).expanduser().resolve()
     if not repo.is_dir():
         raise ConfigError(f"repository not found: {repo}")
     started = time.monotonic()
