@@ -171,7 +171,10 @@ def run_analysis(
         run = _reuse(fresh)
         return {"status": run.status, "artifacts": persist_task(run, []), "run_dir": run.run_dir}
 
-    method = f"claude-code {chosen_model}" + (f", triaging local analysis: {local.method}" if local else "")
+    tools = ", ".join(t.label() for t in local.tools) if local else ""
+    method = f"claude-code {chosen_model}" + (
+        f", triaging {len(candidates)} local finding(s) of {tools}" if local else ""
+    )
     run = WorkerRun(
         worker=worker, repo=str(repo_path), repo_key=key, mode="hybrid" if hybrid else "agent", method=method,
         status="completed", freshness_key=fresh_key, chunks=len(prompts), redactions=len(bundle.redactions),

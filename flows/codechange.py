@@ -342,7 +342,7 @@ def _guarded(body: Callable[[], dict[str, Any]]) -> Any:
     try:
         return body()
     except BudgetRefusedError as exc:
-        return Cancelled(name="Refused", message=f"budget guard: {exc.reason}", data={"status": "refused"})
+        return Cancelled(name="Refused", message=f"budget guard: {exc.reason}")
     except Exception as exc:
         if not is_retryable(exc):
             no_more_flow_retries()

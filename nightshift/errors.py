@@ -16,7 +16,8 @@
     │   └── AgentCancelledError     cancelled on request; the process group was stopped
     ├── OutputError                 the agent's output did not validate (raw output kept)
     ├── StreamParseError            a corrupt stream-json line (the line is attached)
-    ├── BudgetRefusedError          the budget guard refused to launch an agent
+    ├── BudgetRefusedError          the budget guard refused to launch an agent (run ends `Refused`)
+    ├── OpsError                    `nightshift up`/`down` could not start, reach or stop the server/worker
     └── ChangeError                 a code-change run that ended without delivering its change
         ├── TestsFailingError       the tests still fail after the last iteration
         ├── PushRejectedError       the remote refused the push (hook, protection, non-fast-forward)
@@ -112,9 +113,15 @@ class StreamParseError(NightshiftError):
 
 
 class BudgetRefusedError(NightshiftError):
+    """The budget guard refused an agent launch (caps reached or cooling off); `reason` says which."""
+
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class OpsError(NightshiftError):
+    """A step of `nightshift up`/`down` failed: the message names the step and the log to read."""
 
 
 class WorkspaceError(ConfigError):

@@ -40,9 +40,7 @@ def ensure_limit(name: str, limit: int) -> None:
                 client.read_global_concurrency_limit_by_name(name)
             except ObjectNotFound:
                 with suppress(ObjectAlreadyExists):
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(name=name, limit=limit)
-                    )
+                    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
         _ensured.add(name)
 
 

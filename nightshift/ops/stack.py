@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightshift.errors import ConfigError, NightshiftError
+from nightshift.errors import ConfigError, OpsError
 from nightshift.ops.procs import ManagedProcess, read_json, write_json
 from nightshift.process import run_command
 from nightshift.results import state_dir
@@ -45,10 +45,6 @@ AUDIT_DEPLOYMENT = "audit/default"
 SERVER_START_TIMEOUT_S = 180.0
 WORKER_START_TIMEOUT_S = 90.0
 Say = Callable[[str], None]
-
-
-class OpsError(NightshiftError):
-    """A step of `nightshift up` failed (the message says which, and where its log is)."""
 
 
 class UpOptions(BaseModel):
@@ -223,6 +219,7 @@ def ensure_worker(stack: Stack) -> str:
     record = stack.worker.alive()
     if record is not None:
         return f"running, reused (pid {record.pid}, pool {POOL})"
+    reaped = reap_orphans()
     name = f"nightshift-{socket.gethostname()}-{stack.port}"
     env = stack.env()
     env.pop("ANTHROPIC_API_KEY", None)  # flow runs read the key from the agent-settings block
@@ -239,7 +236,18 @@ def ensure_worker(stack: Stack) -> str:
         if time.monotonic() > deadline:
             raise OpsError(f"the worker did not report within {WORKER_START_TIMEOUT_S:g} s; see {record.log}")
         time.sleep(1.0)
-    return f"started pid {record.pid} (process worker {name}, pool {POOL})"
+    return f"started pid {record.pid} (process worker {name}, pool {POOL}); {reaped}"
+
+
+def reap_orphans() -> str:
+    """At worker start: remove sandbox containers, networks and volumes left by dead owners."""
+    from nightshift.sandbox.reaper import reap
+
+    try:
+        report = reap()
+    except Exception as exc:  # no Docker engine here: nothing can be left over
+        return f"orphan reaper skipped ({type(exc).__name__}: {str(exc)[:120]})"
+    return f"orphan reaper: {report.model_dump_json()}"
 
 
 class AuditRun(BaseModel):
