@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,14 @@ from nightshift.context import (
     ContextSpec,
     RankingPolicy,
     SkipCode,
+    files,
     gather_context,
     warm_index,
 )
 from nightshift.context import _load as load_file
-from nightshift.context.files import BINARY_REASON, list_files, start_listing
+from nightshift.context.files import BINARY_REASON, Listing, list_files, scan, scan_listing, start_listing
 from nightshift.context.index import HashIndex, repo_key
+from nightshift.context.paths import compile_globs
 from nightshift.errors import ContextError
 
 OLD_NS = 1_600_000_000 * 10**9  # 2020: old enough for index entries to be trusted
@@ -638,11 +641,12 @@ def test_files_git_vouches_for_are_not_even_lstat_ed(tmp_path: Path, monkeypatch
     cache = tmp_path / "cache"
     assert warm_index(repo, cache) == 7  # the empty file is known empty without a read
 
+    inside = f"{repo.resolve()}/"
     seen = lstat_calls(monkeypatch)
     assert warm_index(repo, cache) == 0
     warm = gather_context(repo, ContextSpec(), cache_dir=cache)
-    assert not [p for p in seen if p.startswith(str(repo.resolve()))]
     monkeypatch.undo()
+    assert [p for p in seen if p.startswith(inside)] == []
 
     cold = gather_context(repo, ContextSpec())
     assert warm.model_dump() == cold.model_dump()
@@ -698,13 +702,14 @@ def test_symlinks_replacing_indexed_files_and_directories_are_not_followed(tmp_p
     (repo / "leak.py").symlink_to(outside / "leak.py")
 
     bundle = gather_context(repo, ContextSpec(), cache_dir=cache)
-    assert skipped(bundle) == {"pkg/mod.py": SkipCode.symlink, "leak.py": SkipCode.symlink}
+    # (git lists the new symlink `pkg` as an untracked file)
+    assert skipped(bundle) == {"pkg/mod.py": SkipCode.symlink, "leak.py": SkipCode.symlink, "pkg": SkipCode.symlink}
     assert "STOLEN" not in bundle.model_dump_json()
 
 
 def test_no_file_is_taken_on_git_s_word_when_its_index_is_written_meanwhile(tmp_path: Path) -> None:
     repo = aged_repo(tmp_path / "r", many_files(3)).resolve()
-    assert set(list_files(repo).unchanged) == {f"pkg/mod_{i:02d}.py" for i in range(3)}
+    assert set(list_files(repo, git_stats=True).unchanged) == {f"pkg/mod_{i:02d}.py" for i in range(3)}
 
     pending = start_listing(repo)
     write(repo, {"new.py": "n = 1\n"})
@@ -714,13 +719,35 @@ def test_no_file_is_taken_on_git_s_word_when_its_index_is_written_meanwhile(tmp_
     assert listing.paths == ["new.py", *(f"pkg/mod_{i:02d}.py" for i in range(3))]
 
 
-def test_git_output_that_could_be_forged_by_a_file_name_is_not_trusted(tmp_path: Path) -> None:
-    forged = "x.py\0  ctime: 0:0\n  mtime: 1:0\n  dev: 0\tino: 0\n  uid: 0\tgid: 0\n  size: 6\tflags: 0\nH 100644"
-    repo = aged_repo(tmp_path / "r", {"a.py": "a = 1\n", "odd\nname.py": "b = 2\n"})
-    assert forged  # a newline in a tracked name: git's stat lines can no longer be told apart
-    listing = list_files(repo.resolve())
+def test_tracked_files_scanned_early_are_reconciled_with_the_listing(tmp_path: Path) -> None:
+    repo = aged_repo(tmp_path / "r", {**many_files(3), "gone.py": "g = 1\n"}).resolve()
+    write(repo, {"new.py": "n = 1\n"})
+    listing = list_files(repo, git_stats=True)
+
+    class Early:  # git named gone.py as tracked, then listed the files again without it
+        def tracked(self) -> Listing:
+            return replace(listing, paths=[*(p for p in listing.paths if p != "new.py"), "gone.py"])
+
+        def result(self) -> Listing:
+            return replace(listing, paths=[p for p in listing.paths if p != "gone.py"])
+
+    globs = {"include": compile_globs(["**/*"]), "exclude": compile_globs([]), "max_file_bytes": 10**6}
+    final, found = scan_listing(repo, Early(), **globs, skip_vendored=True, index=HashIndex(repo))  # type: ignore[arg-type]
+    expected = scan(repo, final, **globs, skip_vendored=True, index=HashIndex(repo))  # type: ignore[arg-type]
+    assert sorted(found.paths) == sorted(expected.paths) == sorted(p for p in listing.paths if p != "gone.py")
+    assert found.tree_hash == expected.tree_hash
+    assert dict(zip(found.paths, found.sha256s, strict=True)) == dict(
+        zip(expected.paths, expected.sha256s, strict=True)
+    )
+
+
+def test_git_output_that_a_file_name_could_forge_is_not_trusted(tmp_path: Path) -> None:
+    # a name with newlines in it reads, in `git ls-files --debug` output, like stat lines of its own
+    forged = "a.py\n  mtime: 1:0\n  dev: 0\tino: 0\n  uid: 0\tgid: 0\n  size: 6\tflags: 0\nH 100644 0 0\tb.py"
+    repo = aged_repo(tmp_path / "r", {"a.py": "a = 1\n", "b.py": "b = 2\n", forged: "c = 3\n"}).resolve()
+    listing = list_files(repo, git_stats=True)
     assert listing.unchanged == {}
-    assert "odd\nname.py" in listing.paths
+    assert forged in listing.paths
     cache = tmp_path / "cache"
     warm_index(repo, cache)
     assert gather_context(repo, ContextSpec(), cache_dir=cache) == gather_context(repo, ContextSpec())
@@ -728,7 +755,7 @@ def test_git_output_that_could_be_forged_by_a_file_name_is_not_trusted(tmp_path:
 
 def test_a_subdirectory_repository_uses_the_work_tree_s_index(tmp_path: Path) -> None:
     root = aged_repo(tmp_path / "r", {"outer.py": "o = 1\n", "svc/app.py": "a = 1\n", "svc/lib/x.py": "x = 1\n"})
-    assert set(list_files((root / "svc").resolve()).unchanged) == {"app.py", "lib/x.py"}
+    assert set(list_files((root / "svc").resolve(), git_stats=True).unchanged) == {"app.py", "lib/x.py"}
     cache = tmp_path / "cache"
     assert warm_index(root / "svc", cache) == 2
     assert warm_index(root / "svc", cache) == 0
@@ -747,6 +774,40 @@ def test_a_file_changed_between_scan_and_read_is_held_to_the_scan_rules(tmp_path
     (repo / "a.py").write_text("b = 22\n")
     loaded = load_file(repo, "a.py", 6, scanned, False, index, 100)
     assert loaded[0] == "b = 22\n"
+
+
+def test_a_git_that_hangs_is_killed_and_the_repository_walked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path / "r", {"a.py": "a = 1\n"})
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(files, "GIT_TIMEOUT_S", 0.2)
+    started = time.monotonic()
+    bundle = gather_context(repo, ContextSpec())
+    assert time.monotonic() - started < 10
+    assert bundle.listed_with == "filesystem"
+    assert paths(bundle) == ["a.py"]
+
+
+def test_corrupt_index_entries_are_read_again(tmp_path: Path) -> None:
+    repo = aged_repo(tmp_path / "r", many_files(4))
+    cache = tmp_path / "cache"
+    assert warm_index(repo, cache) == 4
+    index_file = cache / f"{repo_key(repo.resolve())}.json"
+    raw = json.loads(index_file.read_text())
+    keys = sorted(raw["files"])
+    for path, garbage in zip(
+        keys, ["", "x y z", "{size} {mtime} sha Q 1 2", "{size} {mtime} sha - 1 many"], strict=True
+    ):
+        size, mtime = raw["files"][path].split(" ")[:2]
+        raw["files"][path] = garbage.format(size=size, mtime=mtime)
+    index_file.write_text(json.dumps(raw))
+
+    assert warm_index(repo, cache) == 4
+    assert gather_context(repo, ContextSpec(), cache_dir=cache) == gather_context(repo, ContextSpec())
+    assert warm_index(repo, cache) == 0
 
 
 def test_bundle_models_forbid_extra_fields() -> None:

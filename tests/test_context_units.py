@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
 
 from nightshift.context.budget import truncate, truncation_marker
+from nightshift.context.files import vendored_paths, vendored_reason
 from nightshift.context.history import History
 from nightshift.context.index import read_facts, tree_hash
 from nightshift.context.paths import compile_globs
 from nightshift.context.ranking import (
     ContextSignals,
+    Ranking,
     RankingPolicy,
+    _split,
+    _suffix,
     estimate_tokens,
     is_test_file,
     rank,
@@ -127,3 +133,51 @@ def test_tree_hash_is_order_independent() -> None:
     entries = [("a", "1"), ("b", "2")]
     assert tree_hash(entries) == tree_hash(list(reversed(entries)))
     assert tree_hash(entries) != tree_hash([("a", "1"), ("b", "3")])
+
+
+ODD_PATHS = [
+    "a.py", "src/a.py", ".hidden", "dir/.hidden.py", "sub/", "a//b.py", "/abs.py", "./a.py", "a/./b.py", "a/.",
+    ".", "x.", "a/..", "tests/test_x.py", "a\nb.py", "a\tb.py", "routes/a.ts", "pkg/views.py",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("pattern", ["**/*", "**", "./**/*", "*", "**/*.py"])
+def test_globs_that_match_everything_filter_like_the_regex(pattern: str) -> None:
+    globs = compile_globs([pattern])
+    listings = [["a.py", "src/b.py", "sub/", ".hidden"], ODD_PATHS, [p for p in ODD_PATHS if "\n" not in p]]
+    for paths in listings:
+        assert globs.filter(paths) == [p for p in paths if globs.matches(p)]
+
+
+def test_vendored_paths_is_exactly_what_vendored_reason_refuses() -> None:
+    paths = [
+        *ODD_PATHS, "node_modules/x/index.js", "a/vendor/b.go", "x.egg-info/PKG-INFO", "lib/y.dist-info/RECORD",
+        "go.sum", "a/package-lock.json", "xpackage-lock.json", "app.min.js", "m_pb2.py", "poetry.lock", "build",
+        "dist/a", "a/.venv/b", "vendorx/a.go",
+    ]  # fmt: skip
+    found = vendored_paths(paths)
+    assert {p for p in found if vendored_reason(p)} == {p for p in paths if vendored_reason(p)}
+    assert "xpackage-lock.json" in found  # a candidate only: vendored_reason has the last word
+    assert vendored_reason("xpackage-lock.json") is None
+
+
+def test_path_parts_are_pathlib_s() -> None:
+    for path in ODD_PATHS:
+        pure = PurePosixPath(path)
+        directories, name = _split(path)
+        assert (list(directories), name) == (list(pure.parts[:-1]), pure.name), path
+        assert _suffix(name) == pure.suffix, path
+
+
+def test_rank_agrees_with_ranking_order_and_reasons() -> None:
+    policy = RankingPolicy(entry_point=2, untested=1, size_balance=1)
+    files = [("b/main.py", 400, ""), ("a/util.py", 400, ""), ("tests/test_util.py", 40, ""), ("c.py", 40, "routes")]
+    ranking = Ranking(policy, ContextSignals(), history=History(), listed=[f[0] for f in files])
+    order = ranking.order([f[0] for f in files], [f[1] for f in files], [f[2] for f in files])
+    ranked = rank(files, policy, ContextSignals(), history=History(), listed=[f[0] for f in files])
+    assert (
+        [r.path for r in ranked]
+        == [files[i][0] for i in order]
+        == ["c.py", "b/main.py", "tests/test_util.py", "a/util.py"]
+    )
+    assert ranked[0].reasons == ["web routes (route handlers)", "no matching test file", "size-balanced (~10 tokens)"]

@@ -4,13 +4,17 @@
 
   1. paths    the repository is resolved; include/exclude globs are checked (ContextError)
   2. files    candidates are listed (git ls-files, or a .gitignore-aware walk) and
-              filtered; every file left out is reported with its reason
-  3. index    each candidate's sha256 and facts come from the on-disk index when fresh,
-              else from one read; the tree hash is built from them
-  4. ranking  relevance signals weighted by the spec's RankingPolicy order the files
+              filtered; every file left out is reported with its reason; tracked files
+              are filtered while git still looks for untracked ones
+  3. index    each candidate's sha256 and facts come from the on-disk index when fresh
+              (by the stat git's own index holds for a file git finds unchanged, else by
+              an lstat), else from one read; the tree hash is built from them
+  4. ranking  relevance signals weighted by the spec's RankingPolicy order the files;
+              the reasons are written only for the files the budget takes
   5. budget   files are read in rank order, redacted (secrets; the index remembers which
               exact contents were clean), and fitted into the token budget, or into
-              budget-sized chunks for map-reduce runs
+              budget-sized chunks for map-reduce runs; a file that changed since step 3 is
+              held to its rules again (size, empty, binary, minified) before it is shown
 
 Pure Python: no Prefect, no network. Token counts are ceil(chars/4) estimates.
 """
@@ -73,7 +77,7 @@ def gather_context(
     """
     root = resolve_repo(repo)
     include, exclude = compile_globs(spec.include), compile_globs(spec.exclude)
-    pending = start_listing(root)
+    pending = start_listing(root, git_stats=HashIndex.saved(root, cache_dir))
     index = HashIndex(root, cache_dir, secret_rules=RULES_DIGEST)  # loads while git lists
     listing, found = scan_listing(
         root,
@@ -133,7 +137,7 @@ def warm_index(repo: Path, cache_dir: Path, *, spec: ContextSpec | None = None) 
     """
     spec = spec or ContextSpec()
     root = resolve_repo(repo)
-    pending = start_listing(root)
+    pending = start_listing(root, git_stats=HashIndex.saved(root, cache_dir))
     index = HashIndex(root, cache_dir, secret_rules=RULES_DIGEST)
     listing, _ = scan_listing(
         root,

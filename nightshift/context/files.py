@@ -1,39 +1,40 @@
 """Candidate files: which files of the repository a worker may be shown, and why not the rest.
 
-Listing. In a git work tree, one `git ls-files -co --exclude-standard -z` call: tracked
-files plus untracked ones that no ignore rule (.gitignore at any depth, .git/info/exclude,
-the global excludes file) hides; alongside it (in parallel) `git diff-files` names the
-tracked files that differ from git's index in the working tree, among them the ones gone
-(which includes every file reached through a directory replaced by a symlink). Elsewhere,
-a walk that honours every .gitignore the way git does (deeper files win, an ignored
-directory is not entered, `.git` is never entered). Ignored files are not candidates and
-are not reported.
+Listing. In a git work tree: `git ls-files -co --exclude-standard -z`, tracked files plus
+untracked ones that no ignore rule (.gitignore at any depth, .git/info/exclude, the
+global excludes file) hides, and alongside it (in parallel) `git diff-files`, which names
+the tracked files that differ from git's index in the working tree, among them the ones
+gone (which includes every file reached through a directory replaced by a symlink).
+Elsewhere, a walk that honours every .gitignore the way git does (deeper files win, an
+ignored directory is not entered, `.git` is never entered). Ignored files are not
+candidates and are not reported.
 
-Git's index as a stat cache. Alongside, `git ls-files --debug` prints the size and mtime
-git's index records for each tracked file. For a tracked regular file that diff-files
-found unchanged (git compared the lstat of the file with that record: type, size, mtime,
-ctime, inode...), that record *is* the file's stat, so the hash index is asked with it and
-the file costs no system call at all. This holds only when both read the same index: its
-file must be the same before git starts and after both are done (git writes an index
-anew and renames it into place), else no file is taken on git's word in that run. Git
-runs with fsmonitor off and the full stat check on, whatever the repository's
-configuration; files that git was told to assume unchanged, or keeps out of the working
-tree (skip-worktree), unmerged files, symlinks and submodules are never taken on git's
-word, nor anything when git's location is set through the environment (GIT_DIR...).
-Everything else (untracked or changed files, output git does not print as expected)
-takes the lstat below.
+Git's index as a stat cache. When a saved hash index may know files by their stats, and
+git's index file can be found, `git ls-files --debug` lists the tracked files instead,
+with the size and mtime git's index records for each, and `ls-files -o` only the
+untracked ones (the walk git needs for those takes longest: the tracked files are
+scanned meanwhile). For a tracked regular file that diff-files found unchanged (git
+compared the lstat of the file with that record: type, size, mtime, ctime, inode...),
+that record *is* the file's stat, so the hash index is asked with it and the file costs
+no system call at all. This holds only when all of them read the same index: its file
+must be the same before git starts and once they are done (git writes an index anew and
+renames it into place), else no file is taken on git's word and the listing is made
+again in one call. Git runs with fsmonitor off and the full stat check on, whatever the
+repository's configuration; files that git was told to assume unchanged, or keeps out of
+the working tree (skip-worktree), unmerged files, symlinks and submodules are never
+taken on git's word, nor anything when git's location is set through the environment
+(GIT_DIR...) or its output is not as expected. Everything else takes the lstat below.
 
 Filtering, in this order, each refusal reported as a `SkippedFile` with its reason:
 include globs (a file no include matches was never asked for and is not reported),
 exclude globs, vendored or generated paths (node_modules, vendor, dist, build, .venv,
 third_party, lock files, *.min.js...), then (unless git vouched for the file, above) an
-lstat: a symlink is followed only when its
-target is inside the repository, and a file reached through a symlinked directory only
-when that directory resolves inside it (neither git nor the walk enters such a directory,
-so git reports the files behind one as gone, and only those are resolved); empty files
-and files above `max_file_bytes` are skipped without being read. The rest are read once
-(or not at all, when the hash index knows them) to skip binary (a NUL byte in the first
-8000 bytes) and minified files.
+lstat: a symlink is followed only when its target is inside the repository, and a file
+reached through a symlinked directory only when that directory resolves inside it
+(neither git nor the walk enters such a directory, so git reports the files behind one as
+gone, and only those are resolved); empty files and files above `max_file_bytes` are
+skipped without being read. The rest are read once (or not at all, when the hash index
+knows them) to skip binary (a NUL byte in the first 8000 bytes) and minified files.
 
 Order is deterministic: paths sorted as strings.
 """
@@ -47,7 +48,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
-from typing import Literal, NamedTuple, TypeVar
+from typing import Literal, NamedTuple
 
 import pathspec
 
@@ -79,7 +80,6 @@ GENERATED_SUFFIXES = (
     ".pyc", ".pyo",
 )  # fmt: skip
 GIT_TIMEOUT_S = 120
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -148,36 +148,36 @@ _UNTRACKED = ("ls-files", "-o", "--exclude-standard", "-z")
 _CHANGED = (*_FULL_STAT_CHECK, "diff-files", "--name-status", "--relative", "-z")
 _INDEX_STATS = (*_FULL_STAT_CHECK, "ls-files", "-c", "-s", "-t", "-v", "--debug", "-z")
 _TRUSTED_HEADS = ("H 100644 ", "H 100755 ")  # tag H: neither assume-unchanged nor skip-worktree
+_TAB = "\t"
 
 
-def list_files(repo: Path) -> Listing:
-    """Every non-ignored file of the repository, with git when it is a work tree."""
-    return start_listing(repo).result()
+def list_files(repo: Path, *, git_stats: bool = False) -> Listing:
+    """Every non-ignored file of the repository, with git when it is a work tree.
+
+    `git_stats`: ask git for the stats its index holds too (`Listing.unchanged`)."""
+    return start_listing(repo, git_stats=git_stats).result()
 
 
 class PendingListing:
     """A listing under way: git runs (on other cores) while the caller does other work.
 
     `tracked()` names the tracked files as soon as git has (the untracked ones take git a
-    walk of the working tree), so that they can be scanned meanwhile; `result()` is all of it.
+    walk of the working tree), so that they can be scanned meanwhile; `result()` is all of
+    it. See the module docstring for the git processes and when their answers are taken.
+    A git that hangs is killed after GIT_TIMEOUT_S, and the repository walked instead."""
 
-    Three git processes run at once: diff-files; ls-files --debug for the tracked files and
-    their stats; ls-files -o for the untracked ones. Their answers fit together only if they
-    read the same index, so its file must be the same before they start and once they are
-    done: if it is not, or cannot be found, git's word on stats is not taken and the listing
-    is one `git ls-files -co` call, as it is then from the start."""
-
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, *, git_stats: bool = True) -> None:
         self.repo = repo
         self._running: list[subprocess.Popen[bytes]] = []
-        self._index_file = _index_file(repo)
+        self._index_file = _index_file(repo) if git_stats else None
         self._index_before = _identity(self._index_file)
         # tracked and untracked files listed apart (until git's index is found written meanwhile)
         self._split = self._untracked_only = self._index_before is not None
-        self._listing = self._start(_UNTRACKED if self._split else _LIST)
-        self._changed = self._start(_CHANGED) if self._listing else None
-        self._stats = self._start(_INDEX_STATS) if self._changed and self._split else None
-        self._failed = self._changed is None or (self._split and self._stats is None)
+        # in the order they are needed: the stats come first (and git lists them fastest)
+        self._stats = self._start(_INDEX_STATS) if self._split else None
+        self._changed = self._start(_CHANGED) if self._stats or not self._split else None
+        self._listing = self._start(_UNTRACKED if self._split else _LIST) if self._changed else None
+        self._failed = self._listing is None
         self._watchdog = threading.Timer(GIT_TIMEOUT_S, self._stop)  # git that hangs is killed: a walk instead
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -327,12 +327,15 @@ def _tracked(out: str) -> tuple[list[str], dict[str, str]] | None:
         path = head[tab + 1 : head.rindex("\0")]
         paths.append(path)
         if head.startswith(_TRUSTED_HEADS) and head[tab - 2 : tab] == " 0":  # stage 0: not unmerged
-            keys[path] = f"{size[8 : size.index(chr(9))]} {mtime[9:]} "
-    return list(dict.fromkeys(paths)), keys  # an unmerged file has an entry per stage
+            keys[path] = f"{size[8 : size.index(_TAB)]} {mtime[9:]} "
+    # an unmerged file has an entry per stage (and no key)
+    return (paths if len(keys) == len(paths) else list(dict.fromkeys(paths))), keys
 
 
-def start_listing(repo: Path) -> PendingListing:
-    return PendingListing(repo)
+def start_listing(repo: Path, *, git_stats: bool = True) -> PendingListing:
+    """Start listing the repository's files; `git_stats` as in `list_files` (worth it only for
+    a hash index that knows files by their stats: without one, git is not asked)."""
+    return PendingListing(repo, git_stats=git_stats)
 
 
 def _walk(repo: Path) -> list[str]:
@@ -407,6 +410,7 @@ def vendored_paths(paths: list[str]) -> set[str]:
     return found
 
 
+_KINDS = frozenset({*ENTRY_HINTS, BINARY, MINIFIED})
 _GENERATED_NAMES = GENERATED_SUFFIXES + tuple(LOCK_FILES)  # as suffixes: `vendored_reason` has the last word
 _GENERATED_TAILS = frozenset(name[-4:] for name in _GENERATED_NAMES)  # all are 4 characters or more
 
@@ -439,7 +443,7 @@ def scan(
     excluded = set(exclude.filter(candidates)) if exclude.patterns else set()
     vendored = vendored_paths(candidates) if skip_vendored else set()
     entries = index.entries
-    vouched, max_digits = 0, len(str(max_file_bytes))
+    vouched = 0
     add_line, add_path, add_size, add_sha256, add_chars, add_hint = (
         tree_lines.append, eligible.append, eligible_sizes.append, eligible_sha256s.append,
         eligible_chars.append, eligible_hints.append,
@@ -455,16 +459,18 @@ def scan(
             skipped.append(SkippedFile(path=path, code=why[0], reason=why[1]))
             continue
         key = unchanged.get(path, "")
-        if (
-            key
-            and (entry := entries.get(path, "")).startswith(key)
-            and (fits := entry.split(" "))[0] != "0"
-            and (len(fits[0]) < max_digits or int(fits[0]) <= max_file_bytes)
-        ):  # git vouches for the file's stat, and the index knows the file by it (and that it is not too big)
-            vouched += 1
-            size, _mtime, sha256, kind, avg_line, chars = fits
-            symlink = False
-        else:
+        known = False
+        if key and (entry := entries.get(path, "")).startswith(key):
+            # git vouches for the file's stat, and the index knows the file by it
+            try:
+                size_text, _mtime, sha256, kind, avg_line, chars_text = entry.split(" ")
+                size, chars, symlink = int(size_text), int(chars_text), False
+            except ValueError:  # a corrupt entry: read the file again
+                pass
+            else:  # unless a lower limit than when it was read now refuses it
+                known = 0 < size <= max_file_bytes and kind in _KINDS
+                vouched += known
+        if not known:
             # a regular file git has just found to be as empty as its index says, or look at it
             looked = (
                 (SkipCode.empty, "empty file")
@@ -487,9 +493,9 @@ def scan(
             skipped.append(SkippedFile(path=path, code=SkipCode.minified, reason=why_minified))
         else:
             add_path(path)
-            add_size(int(size))
+            add_size(size)
             add_sha256(sha256)
-            add_chars(int(chars))
+            add_chars(chars)
             add_hint(ENTRY_HINTS[kind])
             if symlink:
                 symlinks.add(path)
@@ -520,7 +526,7 @@ def _look(
         except OSError as exc:
             skipped.append(SkippedFile(path=path, code=SkipCode.unreadable, reason=_unreadable(exc)))
             return None
-    return _Looked(str(found.size), facts.sha256, facts.kind, str(facts.avg_line), str(facts.chars), found.symlink)
+    return _Looked(found.size, facts.sha256, facts.kind, str(facts.avg_line), facts.chars, found.symlink)
 
 
 def scan_listing(
@@ -535,8 +541,8 @@ def scan_listing(
 ) -> tuple[Listing, Scan]:
     """`scan` the listing as it comes: the tracked files while git still looks for untracked ones.
 
-    The listing is the one `result()` gives (one `git ls-files` call): tracked files it does
-    not list after all (an index written meanwhile) are dropped, and the rest are scanned."""
+    The listing of record is `result()`'s: tracked files it does not hold after all (git's
+    index was written meanwhile, and the files listed again) are dropped, the rest scanned."""
 
     def scan_part(part: Listing) -> Scan:
         return scan(
@@ -557,13 +563,13 @@ def scan_listing(
 
 
 class _Looked(NamedTuple):
-    """What the scan learns of a file by looking at it (as strings, like an index entry)."""
+    """What the scan learns of a file by looking at it (as an index entry tells it)."""
 
-    size: str
+    size: int
     sha256: str
     kind: str  # see `FileFacts.kind`
     avg_line: str
-    chars: str
+    chars: int
     symlink: bool
 
 

@@ -84,10 +84,15 @@ class FileFacts(NamedTuple):
         return f"{self.sha256} {self.kind} {self.avg_line} {self.chars}"
 
     @classmethod
-    def decode(cls, encoded: str) -> FileFacts:
-        """The inverse of `encode`, for an entry with its stat key in front (which is ignored)."""
-        _size, _mtime, sha256, kind, avg_line, chars = encoded.split(" ")
-        return cls(sha256, kind == BINARY, kind == MINIFIED, int(avg_line), ENTRY_HINTS.get(kind, ""), int(chars))
+    def decode(cls, encoded: str) -> FileFacts | None:
+        """The inverse of `encode`, for an entry with its stat key in front (ignored); None if corrupt."""
+        try:
+            _size, _mtime, sha256, kind, avg_line, chars = encoded.split(" ")
+            if kind not in ENTRY_HINTS and kind not in (BINARY, MINIFIED):
+                return None
+            return cls(sha256, kind == BINARY, kind == MINIFIED, int(avg_line), ENTRY_HINTS.get(kind, ""), int(chars))
+        except ValueError:
+            return None
 
 
 def stat_key(size: int, mtime_ns: int) -> str:
@@ -144,6 +149,11 @@ class HashIndex:
         self.hits = 0
         self.misses = 0
 
+    @staticmethod
+    def saved(repo: Path, cache_dir: Path | None) -> bool:
+        """Whether an index of the repository was saved under `cache_dir` (it may know files)."""
+        return cache_dir is not None and (cache_dir / f"{repo_key(repo)}.json").exists()
+
     def _load(self) -> None:
         if self.file is None:
             return
@@ -164,10 +174,9 @@ class HashIndex:
     def known(self, path: str, key: str) -> FileFacts | None:
         """The remembered facts of `path` when its entry has this stat key."""
         entry = self.entries.get(path)
-        if entry is None or not entry.startswith(key):
-            return None
-        self.hits += 1
-        return FileFacts.decode(entry)
+        facts = FileFacts.decode(entry) if entry is not None and entry.startswith(key) else None
+        self.hits += facts is not None
+        return facts
 
     def facts(self, path: str, full_path: str, size: int, mtime_ns: int) -> FileFacts:
         """The file's facts from the index when fresh, else from reading it (and remembered)."""
