@@ -33,13 +33,9 @@ def render_prompt(template: str, variables: dict[str, Any], *, directory: Path =
     try:
         return environment(directory).get_template(template).render(**variables)
     except jinja2.TemplateNotFound as exc:
-        raise PromptTemplateError(
-            f"prompt template not found: {exc.name} (in {directory})", template=template
-        ) from exc
+        raise PromptTemplateError(f"prompt template not found: {exc.name} (in {directory})", template=template) from exc
     except jinja2.TemplateSyntaxError as exc:
         where = f"{exc.filename or template}:{exc.lineno}"
-        raise PromptTemplateError(
-            f"prompt template syntax error at {where}: {exc.message}", template=template
-        ) from exc
+        raise PromptTemplateError(f"prompt template syntax error at {where}: {exc.message}", template=template) from exc
     except jinja2.UndefinedError as exc:
         raise PromptTemplateError(f"prompt template {template}: {exc.message}", template=template) from exc

@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "[test] ruff"; uv run ruff check . && uv run ruff format --check .
-echo "[test] mypy"; uv run mypy
-echo "[test] pytest"; uv run pytest "$@"
+echo "[test] ruff"
+uv run ruff check .
+uv run ruff format --check .
+echo "[test] mypy"
+uv run mypy
+echo "[test] pytest"
+uv run pytest "$@"

@@ -219,8 +219,7 @@ class ClaudeStreamParser:
             subtype=result.subtype if result else None,
             final_text=(result.result if result and result.result is not None else self._last_text()),
             structured_output=result.structured_output if result else None,
-            session_id=(result.session_id if result else None)
-            or (self.init.session_id if self.init else None),
+            session_id=(result.session_id if result else None) or (self.init.session_id if self.init else None),
             home=home,
             cwd=cwd,
             model=self.init.model if self.init else None,
@@ -254,9 +253,7 @@ def raise_for_outcome(outcome: AgentOutcome) -> None:
     if outcome.succeeded:
         return
     detail = (outcome.final_text or "; ".join(outcome.errors) or outcome.stderr_tail[-500:]).strip()
-    where = f"claude {outcome.status}" + (
-        f" (HTTP {outcome.api_error_status})" if outcome.api_error_status else ""
-    )
+    where = f"claude {outcome.status}" + (f" (HTTP {outcome.api_error_status})" if outcome.api_error_status else "")
     message = f"{where}: {detail[:500]}" if detail else where
     if outcome.status == "timeout":
         raise AgentTimeoutError(message, outcome=outcome)
@@ -296,10 +293,7 @@ def transcript(events: list[StreamEvent]) -> list[TranscriptEntry]:
                 elif isinstance(block, TextBlock):
                     entries.append(TranscriptEntry(role="user", kind="text", text=block.text))
         elif isinstance(event, ResultEvent):
-            text = (
-                f"{event.subtype} is_error={event.is_error} turns={event.num_turns}"
-                f" cost=${event.total_cost_usd}"
-            )
+            text = f"{event.subtype} is_error={event.is_error} turns={event.num_turns} cost=${event.total_cost_usd}"
             entries.append(TranscriptEntry(role="result", kind="result", text=text))
     return entries
 
