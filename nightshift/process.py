@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 StopReason = Literal["exited", "timeout", "cancelled"]
 
 STDERR_TAIL_BYTES = 64 * 1024
+T = TypeVar("T", int, str)
 
 
 class StopPolicy(BaseModel):
@@ -56,27 +57,27 @@ class CommandResult(ProcessResult):
     stdout_truncated: bool = False
 
 
-class _LiveGroups:
-    """Process groups started here and not yet swept: stopped on interpreter exit or SIGTERM."""
+class LiveSet(Generic[T]):
+    """A thread-safe set of things started here and not yet cleaned up (process groups, containers)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pgids: set[int] = set()
+        self._items: set[T] = set()
 
-    def add(self, pgid: int) -> None:
+    def add(self, item: T) -> None:
         with self._lock:
-            self._pgids.add(pgid)
+            self._items.add(item)
 
-    def discard(self, pgid: int) -> None:
+    def discard(self, item: T) -> None:
         with self._lock:
-            self._pgids.discard(pgid)
+            self._items.discard(item)
 
-    def snapshot(self) -> list[int]:
+    def snapshot(self) -> list[T]:
         with self._lock:
-            return sorted(self._pgids)
+            return sorted(self._items)
 
 
-_live = _LiveGroups()
+_live: LiveSet[int] = LiveSet()
 
 
 def live_process_groups() -> list[int]:

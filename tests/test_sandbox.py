@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from nightshift.agents.base import is_secret_env_name as is_secret
 from nightshift.errors import ConfigError, SandboxError
 from nightshift.sandbox import engine
 from nightshift.sandbox.base import Launch, ProcessSandbox, active_sandbox, use_sandbox
-from nightshift.sandbox.container import DockerSandbox, is_secret, live_containers, split_env
+from nightshift.sandbox.container import DockerSandbox, live_containers, split_env
 from nightshift.sandbox.egress import resolve_upstream
 from nightshift.sandbox.entry import check_mounts
 from nightshift.sandbox.select import reset_backend_cache, resolve_backend, sandbox_for

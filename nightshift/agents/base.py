@@ -30,7 +30,13 @@ ModelAlias = Literal["sonnet", "opus", "haiku"]
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
 OutcomeStatus = Literal["success", "error", "crashed", "cancelled", "timeout"]
 
-_SECRETISH = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+SECRET_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+
+
+def is_secret_env_name(name: str) -> bool:
+    """The one rule for environment variables that must be treated as secrets (kept out of argv/logs)."""
+    upper = name.upper()
+    return any(word in upper for word in SECRET_ENV_WORDS)
 
 
 class StreamEvent(BaseModel):
@@ -80,7 +86,7 @@ class AgentRequest(BaseModel):
     @field_validator("extra_env")
     @classmethod
     def _no_secrets_in_plain_env(cls, env: dict[str, str]) -> dict[str, str]:
-        leaked = sorted(k for k in env if any(word in k.upper() for word in _SECRETISH))
+        leaked = sorted(k for k in env if is_secret_env_name(k))
         if leaked:
             raise ValueError(f"pass {', '.join(leaked)} through secret_env, not extra_env")
         return env

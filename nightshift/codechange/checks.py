@@ -19,13 +19,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nightshift.agents.base import is_secret_env_name
 from nightshift.context.secrets import redact
 from nightshift.errors import TestCommandError
 from nightshift.process import run_command
 
 SHELL = "/bin/sh"
 OUTPUT_TAIL_CHARS = 6000
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 _PRIVATE_PREFIXES = ("PREFECT_", "ANTHROPIC_", "NIGHTSHIFT_", "CLAUDE_", "GIT_CONFIG_", "GITHUB_")
 _SHELL_WORDS = frozenset(
     {"cd", "export", "set", "test", "[", "true", "false", ":", ".", "source", "exec", "env", "if", "for", "(", "{"}
@@ -57,7 +57,7 @@ def suite_env(parent: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         name: value
         for name, value in source.items()
-        if not any(word in name.upper() for word in _SECRET_WORDS) and not name.upper().startswith(_PRIVATE_PREFIXES)
+        if not is_secret_env_name(name) and not name.upper().startswith(_PRIVATE_PREFIXES)
     }
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env |= {"PYTHONDONTWRITEBYTECODE": "1", "CI": "1"}

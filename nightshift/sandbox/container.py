@@ -38,8 +38,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from nightshift.agents.base import AgentAdapter
+from nightshift.agents.base import AgentAdapter, is_secret_env_name
 from nightshift.errors import SandboxError
+from nightshift.process import LiveSet
 from nightshift.sandbox import engine
 from nightshift.sandbox.base import Backend, Launch
 from nightshift.sandbox.egress import HostEnd, Upstream, resolve_upstream
@@ -59,7 +60,6 @@ from nightshift.sandbox.settings import (
 
 log = logging.getLogger("nightshift.sandbox")
 
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 # Host-side variables the container must not inherit: its own PATH, HOME, temp dir and CA settings apply.
 HOST_ONLY_ENV = frozenset({"PATH", "HOME", "TMPDIR", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "PWD"})
 # What the docker client itself needs from our environment.
@@ -80,11 +80,6 @@ class WarmSource(Protocol):
         home: Path,
         upstream: Upstream,
     ) -> Launch | None: ...
-
-
-def is_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(word in upper for word in SECRET_WORDS)
 
 
 def container_user(settings: SandboxSettings) -> tuple[int, int]:
@@ -152,25 +147,7 @@ _LENDER = _Lender()
 # ---- live containers: removed at interpreter exit ------------------------------------------------
 
 
-class _Live:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._names: set[str] = set()
-
-    def add(self, name: str) -> None:
-        with self._lock:
-            self._names.add(name)
-
-    def discard(self, name: str) -> None:
-        with self._lock:
-            self._names.discard(name)
-
-    def snapshot(self) -> list[str]:
-        with self._lock:
-            return sorted(self._names)
-
-
-_live = _Live()
+_live: LiveSet[str] = LiveSet()
 
 
 def live_containers() -> list[str]:
@@ -204,8 +181,8 @@ def split_env(
     if ca_mounted:
         inner["SSL_CERT_FILE"] = CONTAINER_CA_BUNDLE
         inner["NODE_EXTRA_CA_CERTS"] = CONTAINER_CA_BUNDLE
-    plain = {k: v for k, v in inner.items() if not is_secret(k)}
-    secret = {k: v for k, v in inner.items() if is_secret(k)}
+    plain = {k: v for k, v in inner.items() if not is_secret_env_name(k)}
+    secret = {k: v for k, v in inner.items() if is_secret_env_name(k)}
     clash = sorted(k for k in secret if k in CLIENT_ENV or k.startswith("DOCKER_"))
     if clash:
         raise SandboxError(f"secret variables would change the docker client itself: {clash}", backend="docker")
