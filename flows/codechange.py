@@ -34,7 +34,14 @@ from prefect.states import Cancelled
 from pydantic import Field
 
 from blocks.repository import RepositoryTarget
-from flows.common import agent_adapter, agent_task_options, flow_options, no_more_flow_retries, rename_flow_run
+from flows.common import (
+    agent_adapter,
+    agent_task_options,
+    cancelled_state,
+    flow_options,
+    no_more_flow_retries,
+    rename_flow_run,
+)
 from nightshift.agents.base import AgentRequest, ModelAlias
 from nightshift.artifacts import artifact_key, publish_markdown, publish_table, transcript_markdown
 from nightshift.codechange import briefs, checks, workspace
@@ -66,6 +73,7 @@ from nightshift.codechange.review import review_prompt, review_with_repairs
 from nightshift.codechange.target import ChangeTarget, PermissionLevel, branch_name, resolve_target, target_key
 from nightshift.codechange.workspace import CloneInfo, CommitInfo, DiffInfo, PushInfo, Workspace
 from nightshift.errors import (
+    AgentCancelledError,
     ApprovalRejectedError,
     BudgetRefusedError,
     ConfigError,
@@ -343,6 +351,8 @@ def _guarded(body: Callable[[], dict[str, Any]]) -> Any:
         return body()
     except BudgetRefusedError as exc:
         return Cancelled(name="Refused", message=f"budget guard: {exc.reason}")
+    except AgentCancelledError as exc:
+        return cancelled_state(exc)
     except Exception as exc:
         if not is_retryable(exc):
             no_more_flow_retries()

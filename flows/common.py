@@ -20,11 +20,23 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.states import Cancelled
 
+from nightshift import cancellation, logquiet
 from nightshift.agents.base import AgentAdapter
 from nightshift.agents.claude import ClaudeAdapter, ClaudeSettings
-from nightshift.errors import AgentNotFoundError, BudgetRefusedError, ConfigError, is_retryable
+from nightshift.errors import (
+    AgentCancelledError,
+    AgentNotFoundError,
+    BudgetRefusedError,
+    ConfigError,
+    is_retryable,
+)
 
 DEFAULT_AGENT_RETRY_DELAYS = (5.0, 30.0)
+
+# Loaded by every flow-run process (and `nightshift run`): SIGTERM/SIGINT stop the agents first, and
+# the run log shows known errors as one line.
+cancellation.install_signal_handlers()
+logquiet.install()
 
 
 def agent_settings() -> ClaudeSettings:
@@ -136,13 +148,21 @@ def refused_state(worker: str, repo: str, exc: BudgetRefusedError) -> State[Any]
     return Cancelled(name="Refused", message=f"budget guard: {exc.reason}")
 
 
+def cancelled_state(exc: AgentCancelledError) -> State[Any]:
+    """A run whose agent was stopped on request (Prefect cancel, SIGTERM/SIGINT): `Cancelled`, saying why."""
+    return Cancelled(message=str(exc).splitlines()[0][:500])
+
+
 def run_guarded(worker: str, repo: str, body: Callable[[], Any]) -> Any:
-    """Run a worker flow's body: a budget refusal ends the run `Refused`; any other non-transient error
-    fails it without flow retries; a transient one (after the task retries) may be retried."""
+    """Run a worker flow's body: a budget refusal ends the run `Refused`, a cancelled agent `Cancelled`;
+    any other non-transient error fails it without flow retries; a transient one (after the task retries)
+    may be retried."""
     try:
         return body()
     except BudgetRefusedError as exc:
         return refused_state(worker, repo, exc)
+    except AgentCancelledError as exc:
+        return cancelled_state(exc)
     except Exception as exc:
         if not is_retryable(exc):
             no_more_flow_retries()
@@ -151,11 +171,9 @@ def run_guarded(worker: str, repo: str, body: Callable[[], Any]) -> Any:
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect `retry_condition_fn`: retry only what `nightshift.errors.is_retryable` allows."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_retryable(exc)
-    return False
+    # Not `state.result()`: re-raising the task's exception here would append this frame to its traceback.
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, BaseException) and is_retryable(exc)
 
 
 def rename_flow_run(name: str) -> None:

@@ -149,6 +149,7 @@ def agent_request(
         json_schema=spec.report_schema.json_schema() if spec.report_schema else None,
         max_budget_usd=spec.max_budget_usd,
         timeout_s=spec.timeout_s,
+        timeout_setting=f"timeout_s of [workers.{spec.name}] in .nightshift.toml",
         home=home,
     )
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nightshift.cancellation import install_signal_handlers
 from nightshift.catalogue import CATALOGUE
 from nightshift.errors import ConfigError, NightshiftError
 
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    install_signal_handlers()  # SIGTERM/SIGINT stop the agents before this process ends
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # An ephemeral API on a fresh PREFECT_HOME migrates its database first: ~25 s on 2 busy cores.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -203,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except NightshiftError as exc:
         print(f"nightshift: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("nightshift: interrupted; the agents were stopped", file=sys.stderr)
+        return 130
     return code
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from nightshift import budget
 from nightshift.agents.base import AgentAdapter, AgentOutcome, AgentRequest, StreamEvent
 from nightshift.agents.claude import ClaudeAdapter
+from nightshift.cancellation import stop_watch
 from nightshift.errors import ConfigError, RateLimitedError
 from nightshift.process import StopPolicy, stream_process
 from nightshift.sandbox.base import ProcessSandbox, Sandbox, active_sandbox
@@ -63,20 +64,26 @@ def run_agent(
     launch = sandbox.launch(
         adapter.build_argv(request, binary), adapter.build_env(request, home), cwd=request.cwd, home=home
     )
-    try:
-        process = stream_process(
-            launch.argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            stdin=adapter.stdin_payload(request),
-            on_stdout_line=_on_line,
-            timeout_s=request.timeout_s,
-            cancel=cancel,
-            policy=stop_policy,
-        )
-    finally:
-        launch.close()
-    return with_run_cost(parser.outcome(process, home=home, cwd=request.cwd), request.resume_id)
+    with stop_watch(cancel) as watch:  # a shutdown waits for the whole launch, container removal included
+        try:
+            process = stream_process(
+                launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
+                stdin=adapter.stdin_payload(request),
+                on_stdout_line=_on_line,
+                timeout_s=request.timeout_s,
+                cancel=watch.event,
+                policy=stop_policy,
+            )
+        finally:
+            launch.close()
+    outcome = parser.outcome(process, home=home, cwd=request.cwd)
+    if process.stop_reason == "timeout":
+        outcome.stopped_by = f"the {request.timeout_s:g} s time limit ({request.timeout_setting})"
+    elif process.stop_reason == "cancelled":
+        outcome.stopped_by = watch.reason
+    return with_run_cost(outcome, request.resume_id)
 
 
 SESSION_COSTS = ".nightshift-session-costs.json"

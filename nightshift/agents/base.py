@@ -79,6 +79,9 @@ class AgentRequest(BaseModel):
     resume_id: str | None = Field(default=None, description="session to resume (same cwd and home)")
     max_budget_usd: float | None = Field(default=None, gt=0)
     timeout_s: float = Field(default=1800.0, gt=0)
+    timeout_setting: str = Field(
+        default="AgentRequest.timeout_s", description="where a person changes the time limit (named in timeouts)"
+    )
     extra_env: dict[str, str] = Field(default_factory=dict, description="non-secret environment")
     secret_env: dict[str, SecretStr] = Field(default_factory=dict, description="secret environment")
     home: Path | None = Field(default=None, description="HOME of the CLI; a fresh one when unset")
@@ -128,6 +131,8 @@ class AgentOutcome(BaseModel):
     duration_s: float
     api_error_status: int | None = None
     api_retries: int = 0
+    last_retry_status: int | None = Field(default=None, description="HTTP status of the CLI's last API retry")
+    stopped_by: str | None = Field(default=None, description="what stopped the process: time limit, cancel, signal")
     terminal_reason: str | None = None
     errors: list[str] = Field(default_factory=list)
     permission_denials: list[Denial] = Field(default_factory=list)

@@ -170,6 +170,7 @@ class ClaudeStreamParser:
         self.init: InitEvent | None = None
         self.result: ResultEvent | None = None
         self.api_retries = 0
+        self.last_retry_status: int | None = None
         self.unknown = 0
         self.assistant_errors: list[str] = []
 
@@ -184,6 +185,7 @@ class ClaudeStreamParser:
             self.result = event
         elif isinstance(event, ApiRetryEvent):
             self.api_retries += 1
+            self.last_retry_status = event.error_status or self.last_retry_status
         elif isinstance(event, AssistantEvent) and event.error:
             self.assistant_errors.append(event.error)
         elif isinstance(event, UnknownEvent):
@@ -230,6 +232,7 @@ class ClaudeStreamParser:
             duration_s=process.duration_s,
             api_error_status=result.api_error_status if result else None,
             api_retries=self.api_retries,
+            last_retry_status=self.last_retry_status,
             terminal_reason=result.terminal_reason if result else None,
             errors=errors,
             permission_denials=[
@@ -248,22 +251,36 @@ def _mentions_rate_limit(outcome: AgentOutcome) -> bool:
     return any(marker in text for marker in RATE_LIMIT_MARKERS)
 
 
+def _retries_note(outcome: AgentOutcome) -> str:
+    if not outcome.api_retries:
+        return ""
+    status = f", last HTTP {outcome.last_retry_status}" if outcome.last_retry_status else ""
+    limited = " (rate limited)" if outcome.last_retry_status == 429 else ""
+    return f"; the CLI had retried the model API {outcome.api_retries} time(s){status}{limited}"
+
+
 def raise_for_outcome(outcome: AgentOutcome) -> None:
     """Map a non-successful outcome onto the error tree (what is retried is decided there)."""
     if outcome.succeeded:
         return
     detail = (outcome.final_text or "; ".join(outcome.errors) or outcome.stderr_tail[-500:]).strip()
-    where = f"claude {outcome.status}" + (f" (HTTP {outcome.api_error_status})" if outcome.api_error_status else "")
-    message = f"{where}: {detail[:500]}" if detail else where
-    if outcome.status == "timeout":
+    status = outcome.api_error_status or outcome.last_retry_status
+    if outcome.status in ("timeout", "cancelled"):
+        verb = "timed out" if outcome.status == "timeout" else "cancelled"
+        where = f"claude {verb}: stopped by {outcome.stopped_by or 'request'} after {outcome.duration_s:.0f} s"
+        message = where + _retries_note(outcome)
+        if outcome.status == "cancelled":
+            raise AgentCancelledError(message, outcome=outcome)
+        if status == 429:
+            raise RateLimitedError(message, outcome=outcome)
         raise AgentTimeoutError(message, outcome=outcome)
-    if outcome.status == "cancelled":
-        raise AgentCancelledError(message, outcome=outcome)
+    where = f"claude {outcome.status}" + (f" (HTTP {status})" if status else "")
+    message = (f"{where}: {detail[:500]}" if detail else where) + _retries_note(outcome)
     if outcome.status == "crashed":
         raise TransientAgentError(message, outcome=outcome)
-    if outcome.api_error_status == 429 or _mentions_rate_limit(outcome):
+    if status == 429 or _mentions_rate_limit(outcome):
         raise RateLimitedError(message, outcome=outcome)
-    if outcome.api_error_status in TRANSIENT_STATUSES:
+    if status in TRANSIENT_STATUSES:
         raise TransientAgentError(message, outcome=outcome)
     raise AgentFailedError(message, outcome=outcome)
 

@@ -69,6 +69,7 @@ def change_request(
         append_system_prompt=system_prompt(kind),
         json_schema=REPLY_SCHEMA,
         timeout_s=timeout_s,
+        timeout_setting="DEFAULT_AGENT_TIMEOUT_S of nightshift.codechange.briefs",
     )
 
 
@@ -93,4 +94,5 @@ def review_request(
         append_system_prompt=system_prompt(kind),
         json_schema=REVIEW_SCHEMA,
         timeout_s=timeout_s,
+        timeout_setting="DEFAULT_AGENT_TIMEOUT_S of nightshift.codechange.briefs",
     )
